@@ -1,0 +1,1 @@
+"""Alert pipeline models (to be filled by the pipeline work)."""

@@ -1,0 +1,34 @@
+from rest_framework import serializers
+
+from assets.models import Asset, AssetExternalId, Patch, Software
+from psa.api.serializers import TenantModelSerializer
+
+
+class ExternalIdSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AssetExternalId
+        fields = ["provider", "external_id"]
+
+
+class AssetSerializer(TenantModelSerializer):
+    external_ids = ExternalIdSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "client", "site", "name", "hostname", "serial_number", "asset_type", "os", "platform", "make_model",
+            "status", "last_seen", "last_user", "public_ip", "local_ips", "remote_access_url", "retired_at",
+            "external_ids", "created_at", "updated_at",
+        ]
+
+
+class SoftwareSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Software
+        fields = ["id", "name", "version", "publisher", "installed_on", "size", "source"]
+
+
+class PatchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patch
+        fields = ["id", "external_id", "title", "kb", "severity", "installed", "installed_on", "source"]

@@ -1,0 +1,50 @@
+import django_filters
+from django.db.models import Q
+from rest_framework.decorators import action
+
+from assets.models import Asset
+from psa.api.permissions import IsTenantMember
+from psa.api.viewsets import TenantReadOnlyViewSet
+
+from .serializers import AssetSerializer, PatchSerializer, SoftwareSerializer
+
+
+class AssetFilter(django_filters.FilterSet):
+    client = django_filters.NumberFilter(field_name="client_id")
+    site = django_filters.NumberFilter(field_name="site_id")
+    provider = django_filters.CharFilter(method="by_provider")
+    q = django_filters.CharFilter(method="search")
+    asset_type = django_filters.CharFilter()
+    status = django_filters.CharFilter()
+    retired = django_filters.BooleanFilter(field_name="retired_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = Asset
+        fields: list[str] = []
+
+    def by_provider(self, qs, name, value):
+        return qs.filter(external_ids__provider=value).distinct()
+
+    def search(self, qs, name, value):
+        return qs.filter(Q(name__icontains=value) | Q(hostname__icontains=value) | Q(serial_number__icontains=value))
+
+
+class AssetViewSet(TenantReadOnlyViewSet):
+    serializer_class = AssetSerializer
+    permission_classes = [IsTenantMember]
+    filterset_class = AssetFilter
+
+    def queryset_for_tenant(self):
+        return Asset.objects.prefetch_related("external_ids").order_by("name", "id")
+
+    def _paged(self, qs, serializer_class):
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def software(self, request, pk=None):
+        return self._paged(self.get_object().software.all(), SoftwareSerializer)
+
+    @action(detail=True, methods=["get"])
+    def patches(self, request, pk=None):
+        return self._paged(self.get_object().patches.all(), PatchSerializer)

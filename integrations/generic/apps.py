@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class GenericConfig(AppConfig):
+    name = "integrations.generic"
+    label = "integrations_generic"
+    verbose_name = "Generic webhook provider"

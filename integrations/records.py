@@ -1,0 +1,99 @@
+"""Normalized records: the only types a provider plugin hands to the rest of the product."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class ExternalOrg:
+    external_id: str
+    name: str
+    parent_external_id: str | None = None
+    kind: str = ""  # provider's word for it: "client", "site", "group", ...
+
+
+@dataclass
+class SoftwareRecord:
+    name: str
+    version: str = ""
+    publisher: str = ""
+    installed_on: str = ""
+    size: str = ""
+
+
+@dataclass
+class DeviceRecord:
+    external_id: str
+    organization_external_id: str
+    name: str
+    hostname: str = ""
+    serial_number: str = ""
+    asset_type: str = "other"  # assets.AssetType values
+    os: str = ""
+    platform: str = ""
+    make_model: str = ""
+    status: str = "unknown"  # online | offline | overdue | unknown
+    last_seen: dt.datetime | None = None
+    last_user: str = ""
+    public_ip: str = ""
+    local_ips: list[str] = field(default_factory=list)
+    remote_access_url: str = ""
+    # None = the provider did not fetch inventory this time (keep what we have).
+    software: list[SoftwareRecord] | None = None
+
+
+class AlertEventKind:
+    TRIGGERED = "triggered"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+@dataclass
+class NormalizedAlert:
+    """One alert state change, as every provider reports it."""
+
+    provider: str
+    external_id: str  # the provider's alert identity (dedup of the alert itself)
+    condition_key: str  # "the same condition on the same device"
+    event: str  # AlertEventKind
+    severity: str = "medium"  # one of SEVERITIES
+    title: str = ""
+    message: str = ""
+    alert_type: str = ""
+    device_external_id: str | None = None
+    device_name: str = ""
+    serial_number: str = ""
+    organization_external_id: str | None = None
+    organization_name: str = ""
+    organization_parent_external_id: str | None = None
+    occurred_at: dt.datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WebhookEnvelope:
+    """What intake learns from a webhook before storing it (cheap, no network)."""
+
+    delivery_id: str | None  # provider's delivery/event id; None -> hash of the body
+    summary: str = ""
+
+
+@dataclass
+class PollResult:
+    active: list[NormalizedAlert]
+    # True when ``active`` is the provider's complete active set (reconcile may resolve the rest).
+    complete: bool = True
+    cursor: str | None = None
+
+
+@dataclass
+class ConnectionResult:
+    ok: bool
+    message: str
+    account_name: str = ""
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,33 @@
+"""API authentication that also sets the current tenant for the request."""
+
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+
+from psa.tenancy import set_current_tenant
+
+
+def _bind_tenant(request, user):
+    membership = user.membership
+    if membership is None:
+        return
+    request._request.membership = membership
+    request._request.tenant = membership.tenant
+    # Reset by TenantMiddleware's finally (it owns the request-level context).
+    set_current_tenant(membership.tenant)
+
+
+class TenantTokenAuthentication(TokenAuthentication):
+    """``Authorization: Token <key>``."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None:
+            _bind_tenant(request, result[0])
+        return result
+
+
+class TenantSessionAuthentication(SessionAuthentication):
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None:
+            _bind_tenant(request, result[0])
+        return result

@@ -1,0 +1,19 @@
+import logging
+
+from django.apps import AppConfig
+from django.conf import settings
+
+log = logging.getLogger("psa")
+
+
+class PsaConfig(AppConfig):
+    name = "psa"
+    verbose_name = "PSA core"
+
+    def ready(self):
+        if settings.EMBEDDED:
+            log.info("Embedded mode: SQLite database, Celery tasks run in-process (set DATABASE_URL/REDIS_URL for production)")
+        elif settings.CELERY_TASK_ALWAYS_EAGER:
+            log.info("PostgreSQL database, Celery tasks run in-process (REDIS_URL unset)")
+        else:
+            log.info("PostgreSQL database, Celery broker at Redis; run `celery -A psa worker` and `celery -A psa beat`")

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from psa.api.serializers import TenantModelSerializer
+from tickets.models import Board, Category, Priority, Status, Ticket, TicketActivity, TicketNote, TimeEntry
+
+
+class BoardSerializer(TenantModelSerializer):
+    class Meta:
+        model = Board
+        fields = ["id", "name", "description", "created_at"]
+
+
+class StatusSerializer(TenantModelSerializer):
+    class Meta:
+        model = Status
+        fields = ["id", "name", "board", "is_closed", "is_default", "position"]
+
+    def validate(self, attrs):
+        is_default = attrs.get("is_default", getattr(self.instance, "is_default", False))
+        is_closed = attrs.get("is_closed", getattr(self.instance, "is_closed", False))
+        if is_default and is_closed:
+            raise serializers.ValidationError({"is_default": ["A closed status cannot be the default."]})
+        if is_default:
+            board = attrs.get("board", getattr(self.instance, "board", None))
+            clash = Status.objects.filter(board=board, is_default=True)
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise serializers.ValidationError({"is_default": ["This board already has a default status."]})
+        return attrs
+
+
+class PrioritySerializer(TenantModelSerializer):
+    class Meta:
+        model = Priority
+        fields = ["id", "name", "position"]
+
+
+class CategorySerializer(TenantModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name"]
+
+
+class TicketSerializer(TenantModelSerializer):
+    is_closed = serializers.BooleanField(source="status.is_closed", read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id", "number", "title", "description", "client", "site", "contact", "board", "status", "priority",
+            "category", "assignee", "asset", "source", "source_ref", "is_closed", "occurrence_count",
+            "created_at", "updated_at", "closed_at",
+        ]
+        read_only_fields = ["number", "source", "source_ref", "occurrence_count", "created_at", "updated_at", "closed_at"]
+        extra_kwargs = {"status": {"required": False}}
+
+    def validate(self, attrs):
+        board = attrs.get("board", getattr(self.instance, "board", None))
+        status = attrs.get("status")
+        if status is not None and board is not None and not status.applies_to(board):
+            raise serializers.ValidationError({"status": [f"Status {status.name!r} is not available on board {board.name!r}."]})
+        client = attrs.get("client", getattr(self.instance, "client", None))
+        for name in ("site", "contact", "asset"):
+            obj = attrs.get(name)
+            if obj is not None and obj.client_id != getattr(client, "pk", None):
+                raise serializers.ValidationError({name: [f"This {name} does not belong to the ticket's client."]})
+        return attrs
+
+
+class TicketNoteSerializer(TenantModelSerializer):
+    class Meta:
+        model = TicketNote
+        fields = ["id", "body", "kind", "author", "created_at"]
+        read_only_fields = ["author", "created_at"]
+
+    def validate_kind(self, value):
+        if value == "system":
+            raise serializers.ValidationError("System notes are written by the system only.")
+        return value
+
+    def validate_body(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("A note needs a body.")
+        return value
+
+
+class TimeEntrySerializer(TenantModelSerializer):
+    class Meta:
+        model = TimeEntry
+        fields = ["id", "user", "minutes", "note", "created_at"]
+        read_only_fields = ["user", "created_at"]
+
+    def validate_minutes(self, value):
+        if value <= 0:
+            raise serializers.ValidationError("Minutes must be positive.")
+        return value
+
+
+class TicketActivitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TicketActivity
+        fields = ["id", "kind", "actor", "data", "created_at"]
