@@ -1,0 +1,30 @@
+"""Celery task base: tasks take ``tenant_id`` explicitly and run inside that tenant.
+
+Usage::
+
+    @shared_task(base=TenantTask, name="alerts.process_inbound_event", bind=True)
+    def process_inbound_event(self, tenant_id: int, event_id: int): ...
+
+Arguments are ids only, never payloads or secrets.
+"""
+
+from __future__ import annotations
+
+from celery import Task
+
+from psa.tenancy import tenant_context
+
+
+class TenantTask(Task):
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def __call__(self, *args, **kwargs):
+        tenant_id = kwargs.get("tenant_id")
+        if tenant_id is None and args:
+            tenant_id = args[0]
+        if tenant_id is None:
+            raise ValueError(f"{self.name} needs tenant_id")
+        with tenant_context(int(tenant_id)):
+            return super().__call__(*args, **kwargs)
