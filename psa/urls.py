@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("assets.urls")),
     path("", include("integrations.urls")),
     path("", include("alerts.urls")),
+    path("", include("alerts.web.urls")),
 ]
 
 handler404 = "psa.web.views.handler404"
