@@ -170,6 +170,10 @@ class AlertRule(TenantModel):
     class Meta:
         ordering = ["is_catch_all", "position", "id"]
         indexes = [models.Index(fields=["tenant", "enabled", "position"])]
+        constraints = [
+            # At most one catch-all per tenant: concurrent first alerts create it once.
+            models.UniqueConstraint(fields=["tenant"], condition=Q(is_catch_all=True), name="one_catch_all_per_tenant"),
+        ]
 
     def __str__(self) -> str:
         return self.name
