@@ -1,0 +1,1 @@
+"""Alert pipeline workflows (plain functions, explicit transactions)."""
