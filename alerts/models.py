@@ -40,6 +40,10 @@ class InboundEvent(TenantModel):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Processing lease: set when a worker claims the event; a stale lease means the worker died mid-task.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set by the replay endpoint; the next run re-evaluates unmapped/ignored alerts of this event.
+    replay_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
