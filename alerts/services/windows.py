@@ -89,10 +89,19 @@ def parse_rrule(text: str, starts_at: dt.datetime, timezone_name: str):
         raise WindowError("The rule needs FREQ (DAILY, WEEKLY, MONTHLY or YEARLY).")
     if freq not in ALLOWED_FREQS:
         raise WindowError(f"FREQ={freq} is not supported: use DAILY, WEEKLY, MONTHLY or YEARLY.")
+    for key in ("INTERVAL", "COUNT"):
+        if key in parts and not (parts[key].isdigit() and int(parts[key]) >= 1):
+            raise WindowError(f"{key} must be a whole number of at least 1.")
+    dtstart = _local(starts_at, tz)
     try:
-        return rrulestr(body, dtstart=_local(starts_at, tz), cache=False)
+        rule = rrulestr(body, dtstart=dtstart, cache=False)
+        # Generate once: dateutil reports some impossible combinations only while iterating.
+        first = rule.after(dtstart, inc=True)
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise WindowError(f"Invalid recurrence rule: {exc}") from None
+    if first is None:
+        raise WindowError("The rule never produces an occurrence.")
+    return rule
 
 
 def validate(starts_at: dt.datetime, ends_at: dt.datetime, rrule_text: str, timezone_name: str) -> None:
@@ -115,7 +124,7 @@ def _occurrence_set(rule_text: str, starts_at: dt.datetime, timezone_name: str) 
     return rs
 
 
-def _durations(window: MaintenanceWindow, tz: ZoneInfo) -> dt.timedelta:
+def _length(window: MaintenanceWindow, tz: ZoneInfo) -> dt.timedelta:
     """Wall-clock length of the first occurrence (22:00-02:00 is 4 wall hours in any season)."""
     return _local(window.ends_at, tz) - _local(window.starts_at, tz)
 
@@ -131,10 +140,14 @@ def occurrence_at(window: MaintenanceWindow, at: dt.datetime) -> tuple[dt.dateti
         rs = _occurrence_set(window.rrule, window.starts_at, window.timezone)
     except WindowError:
         return None
-    length = _durations(window, tz)
+    length = _length(window, tz)
     at_local = _local(at, tz)
     best: tuple[dt.datetime, dt.datetime] | None = None
-    for start_local in rs.between(at_local - length - _SLACK, at_local + _SLACK, inc=True):
+    try:
+        starts = rs.between(at_local - length - _SLACK, at_local + _SLACK, inc=True)
+    except (ValueError, OverflowError):  # a rule dateutil cannot iterate: treat as never active
+        return None
+    for start_local in starts:
         start, end = _aware(start_local, tz), _aware(start_local + length, tz)
         if start <= at < end and (best is None or end > best[1]):
             best = (start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc))
@@ -158,7 +171,10 @@ def next_start(window: MaintenanceWindow, after: dt.datetime) -> dt.datetime | N
     # less than the skew is still considered, then compare real instants.
     cursor = _local(after, tz) - _SLACK
     for _ in range(10):
-        start_local = rs.after(cursor, inc=False)
+        try:
+            start_local = rs.after(cursor, inc=False)
+        except (ValueError, OverflowError):
+            return None
         if start_local is None:
             return None
         start = _aware(start_local, tz)
