@@ -55,10 +55,32 @@ class ClientSiteSerializer(TenantModelSerializer):
         fields = ["id", "client", "name", "address"]
 
 
+class ByClientFilter(django_filters.FilterSet):
+    # A plain number: another tenant's client id finds nothing instead of "invalid choice".
+    client = django_filters.NumberFilter(field_name="client_id")
+
+
+class ClientSiteFilter(ByClientFilter):
+    class Meta:
+        model = ClientSite
+        fields: list[str] = []
+
+
+class ContactFilter(ByClientFilter):
+    q = django_filters.CharFilter(method="search")
+
+    class Meta:
+        model = Contact
+        fields: list[str] = []
+
+    def search(self, qs, name, value):
+        return qs.filter(Q(name__icontains=value) | Q(email__icontains=value))
+
+
 class ClientSiteViewSet(TenantModelViewSet):
     serializer_class = ClientSiteSerializer
     permission_classes = [DispatcherOrReadOnly]
-    filterset_fields = {"client": ["exact"]}
+    filterset_class = ClientSiteFilter
 
     def queryset_for_tenant(self):
         return ClientSite.objects.all()
@@ -73,7 +95,7 @@ class ContactSerializer(TenantModelSerializer):
 class ContactViewSet(TenantModelViewSet):
     serializer_class = ContactSerializer
     permission_classes = [DispatcherOrReadOnly]
-    filterset_fields = {"client": ["exact"]}
+    filterset_class = ContactFilter
 
     def queryset_for_tenant(self):
         return Contact.objects.select_related("client")

@@ -29,8 +29,16 @@ class TenantViewSetMixin:
         ctx["tenant"] = get_current_tenant()
         return ctx
 
+    def resolve_parents(self) -> None:
+        """Hook for nested routes: look up the parent objects in the tenant (404 otherwise).
+
+        Runs right after authentication and permissions and before any body validation,
+        so another tenant's parent id answers 404 whatever the request body holds.
+        """
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        self.resolve_parents()
         if self.reject_unknown_fields and request.method in ("POST", "PUT", "PATCH") and isinstance(request.data, dict):
             serializer_class = self.get_serializer_class()
             known = set(serializer_class().fields.keys()) if serializer_class else set()

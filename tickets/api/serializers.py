@@ -62,12 +62,35 @@ class TicketSerializer(TenantModelSerializer):
         status = attrs.get("status")
         if status is not None and board is not None and not status.applies_to(board):
             raise serializers.ValidationError({"status": [f"Status {status.name!r} is not available on board {board.name!r}."]})
+        self._check_is_closed(status)
+        if self.instance is None and "client" not in attrs:
+            # A ticket about an asset/site/contact belongs to that object's client.
+            for name in ("asset", "site", "contact"):
+                if attrs.get(name) is not None:
+                    attrs["client"] = attrs[name].client
+                    break
         client = attrs.get("client", getattr(self.instance, "client", None))
         for name in ("site", "contact", "asset"):
             obj = attrs.get(name)
             if obj is not None and obj.client_id != getattr(client, "pk", None):
                 raise serializers.ValidationError({name: [f"This {name} does not belong to the ticket's client."]})
         return attrs
+
+
+    def _check_is_closed(self, status) -> None:
+        """``is_closed`` follows the status: a request asking for a different state is refused, not ignored."""
+        wanted = self.initial_data.get("is_closed") if isinstance(self.initial_data, dict) else None
+        if wanted is None:
+            return
+        current = status or getattr(self.instance, "status", None)
+        closed_now = current.is_closed if current is not None else False  # new tickets start in an open status
+        if not isinstance(wanted, bool) or wanted != closed_now:
+            raise serializers.ValidationError(
+                {"is_closed": [
+                    "is_closed follows the status: close or reopen a ticket by setting its status "
+                    "(a status with is_closed true closes it)."
+                ]}
+            )
 
 
 class TicketNoteSerializer(TenantModelSerializer):

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import django_filters
 from django.db import transaction
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, status as http, viewsets
+from rest_framework import mixins, viewsets
+from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from psa.api.permissions import AdminOrReadOnly, IsTenantMember
-from psa.api.viewsets import TenantListCreateViewSet, TenantModelViewSet, TenantViewSetMixin
+from psa.api.viewsets import TenantListCreateViewSet, TenantViewSetMixin
 from tickets import services
 from tickets.models import Board, Category, Priority, Status, Ticket, TicketNote, TimeEntry
 
@@ -24,10 +27,26 @@ class BoardViewSet(TenantListCreateViewSet):
         return Board.objects.all()
 
 
+class StatusFilter(django_filters.FilterSet):
+    # Plain numbers (no "invalid choice" answer that would reveal another tenant's ids).
+    board = django_filters.NumberFilter(field_name="board_id")
+    shared = django_filters.BooleanFilter(field_name="board", lookup_expr="isnull")
+    is_closed = django_filters.BooleanFilter()
+    for_board = django_filters.NumberFilter(method="usable_on", label="Statuses usable on this board (its own + shared)")
+
+    class Meta:
+        model = Status
+        fields: list[str] = []
+
+
+    def usable_on(self, qs, name, value):
+        return qs.filter(Q(board_id=value) | Q(board__isnull=True))
+
+
 class StatusViewSet(TenantListCreateViewSet):
     serializer_class = s.StatusSerializer
     permission_classes = [AdminOrReadOnly]
-    filterset_fields = {"board": ["exact", "isnull"], "is_closed": ["exact"]}
+    filterset_class = StatusFilter
 
     def queryset_for_tenant(self):
         return Status.objects.all()
@@ -99,6 +118,9 @@ class _TicketChildViewSet(TenantListCreateViewSet):
     """Rows under /tickets/{ticket_pk}/...; the parent is looked up in the tenant first (404 otherwise)."""
 
     permission_classes = [IsTenantMember]
+
+    def resolve_parents(self) -> None:
+        self.get_ticket()
 
     def get_ticket(self) -> Ticket:
         if not hasattr(self, "_ticket"):

@@ -1,0 +1,50 @@
+"""Asset web pages (read-only: assets come from RMM device sync or the API)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404, render
+
+from assets.api.views import AssetFilter
+from assets.models import Asset, AssetStatus, AssetType
+from psa.models import Client
+from psa.web.access import member_required, paginate
+from tickets.models import Ticket
+
+STATUS_PILL = {AssetStatus.ONLINE: "ok", AssetStatus.OFFLINE: "err", AssetStatus.OVERDUE: "warn", AssetStatus.UNKNOWN: "muted"}
+
+
+@member_required
+def asset_list(request):
+    data = {k: request.GET.get(k, "").strip() for k in ("client", "q", "asset_type", "status", "provider")}
+    show_retired = request.GET.get("retired") == "1"
+    if not show_retired:
+        data["retired"] = "false"
+    qs = Asset.objects.select_related("client").prefetch_related("external_ids").order_by("name", "id")
+    filterset = AssetFilter({k: v for k, v in data.items() if v}, queryset=qs)
+    assets = filterset.qs if filterset.is_valid() else Asset.objects.none()
+    page, query = paginate(request, assets)
+    for a in page:
+        a.pill = STATUS_PILL.get(a.status, "muted")
+    filtered = any(request.GET.get(k) for k in ("client", "q", "asset_type", "status", "provider"))
+    return render(request, "assets/list.html", {
+        "page": page, "query": query, "f": data, "filtered": filtered, "show_retired": show_retired,
+        "clients": Client.objects.all(), "types": AssetType.choices, "statuses": AssetStatus.choices,
+        "filter_errors": filterset.errors,
+    })
+
+
+@member_required
+def asset_detail(request, pk: int):
+    asset = get_object_or_404(Asset.objects.select_related("client", "site"), pk=pk)
+    tickets = Ticket.objects.filter(asset=asset).select_related("status", "priority").order_by("-created_at", "-id")[:20]
+    return render(request, "assets/detail.html", {
+        "asset": asset, "pill": STATUS_PILL.get(asset.status, "muted"),
+        # Provider-supplied: only ever an http(s) link, never javascript: or the like.
+        "remote_url": asset.remote_access_url if asset.remote_access_url.startswith(("https://", "http://")) else "",
+        "external_ids": asset.external_ids.order_by("provider", "external_id"),
+        "tickets": tickets,
+        "software": asset.software.order_by("name", "id")[:200],
+        "software_count": asset.software.count(),
+        "patches": asset.patches.order_by("installed", "title", "id")[:200],
+        "patch_count": asset.patches.count(),
+    })
