@@ -44,6 +44,12 @@ class CategorySerializer(TenantModelSerializer):
         fields = ["id", "name"]
 
 
+CLOSE_VIA_STATUS = (
+    "is_closed follows the status: close or reopen a ticket by setting its status "
+    "(a status with is_closed true closes it)."
+)
+
+
 class TicketSerializer(TenantModelSerializer):
     is_closed = serializers.BooleanField(source="status.is_closed", read_only=True)
 
@@ -86,10 +92,7 @@ class TicketSerializer(TenantModelSerializer):
         closed_now = current.is_closed if current is not None else False  # new tickets start in an open status
         if not isinstance(wanted, bool) or wanted != closed_now:
             raise serializers.ValidationError(
-                {"is_closed": [
-                    "is_closed follows the status: close or reopen a ticket by setting its status "
-                    "(a status with is_closed true closes it)."
-                ]}
+                {"is_closed": [CLOSE_VIA_STATUS]}
             )
 
 
