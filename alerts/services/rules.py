@@ -207,10 +207,15 @@ def ensure_catch_all() -> AlertRule:
         return AlertRule.objects.get(is_catch_all=True)
 
 
-def _create_default_catch_all() -> AlertRule:
+def default_board():
+    """The board alert tickets go to when a rule names none: "Alerts", else the oldest board."""
     from tickets.models import Board
 
-    board = Board.objects.filter(name__iexact=DEFAULT_BOARD_NAME).first() or Board.objects.order_by("id").first()
+    return Board.objects.filter(name__iexact=DEFAULT_BOARD_NAME).first() or Board.objects.order_by("id").first()
+
+
+def _create_default_catch_all() -> AlertRule:
+    board = default_board()
     last = AlertRule.objects.filter(is_catch_all=False).order_by("-position").values_list("position", flat=True).first()
     return AlertRule.objects.create(
         name=CATCH_ALL_NAME,
@@ -252,3 +257,79 @@ def priority_for(rule: AlertRule, severity: str):
         return None
     return Priority.objects.filter(name__iexact=name).first()
 
+
+
+# -- order --------------------------------------------------------------------------
+# Positions of ordinary rules are 1..n without gaps; the catch-all sits at n+1. Every
+# change takes a row lock on the tenant's catch-all first, which serializes concurrent
+# reorders of one tenant without blocking any other tenant.
+
+
+class OrderError(ValueError):
+    pass
+
+
+def _locked_rules() -> list[AlertRule]:
+    catch_all = ensure_catch_all()
+    AlertRule.objects.select_for_update().filter(pk=catch_all.pk).values_list("pk", flat=True).first()
+    return list(AlertRule.objects.select_for_update().filter(is_catch_all=False).order_by("position", "id"))
+
+
+def _renumber(rows: list[AlertRule]) -> None:
+    for i, rule in enumerate(rows, start=1):
+        if rule.position != i:
+            AlertRule.objects.filter(pk=rule.pk).update(position=i)
+            rule.position = i
+    AlertRule.objects.filter(is_catch_all=True).exclude(position=len(rows) + 1).update(position=len(rows) + 1)
+
+
+@transaction.atomic
+def place_rule(rule: AlertRule, position: int | None = None) -> None:
+    """Put ``rule`` at 1-based ``position`` (None = last before the catch-all), shifting the others."""
+    if rule.is_catch_all:
+        return
+    rows = [r for r in _locked_rules() if r.pk != rule.pk]
+    index = len(rows) if position is None else max(0, min(int(position) - 1, len(rows)))
+    rows.insert(index, rule)
+    _renumber(rows)
+
+
+@transaction.atomic
+def close_gaps() -> None:
+    """Renumber after a delete."""
+    _renumber(_locked_rules())
+
+
+@transaction.atomic
+def reorder(ids: list[int]) -> list[AlertRule]:
+    """The listed rules first, in that order; unlisted ones keep their relative order after them.
+
+    The catch-all's id may be listed (it stays last). Unknown ids -> OrderError.
+    """
+    if len(set(ids)) != len(ids):
+        raise OrderError("Each rule id may appear only once.")
+    rows = _locked_rules()
+    by_id = {r.pk: r for r in rows}
+    catch_all_ids = set(AlertRule.objects.filter(is_catch_all=True).values_list("pk", flat=True))
+    unknown = [i for i in ids if i not in by_id and i not in catch_all_ids]
+    if unknown:
+        raise OrderError(f"Unknown rule id(s): {', '.join(map(str, unknown))}.")
+    listed = [by_id[i] for i in ids if i in by_id]
+    rest = [r for r in rows if r.pk not in set(ids)]
+    _renumber(listed + rest)
+    return listed + rest
+
+
+@transaction.atomic
+def move(rule: AlertRule, direction: str) -> None:
+    """Swap ``rule`` with its neighbour ("up" = earlier); a no-op at either end."""
+    if rule.is_catch_all:
+        raise OrderError("The catch-all is always evaluated last and cannot be moved.")
+    if direction not in ("up", "down"):
+        raise OrderError("direction must be 'up' or 'down'.")
+    rows = _locked_rules()
+    index = next(i for i, r in enumerate(rows) if r.pk == rule.pk)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(rows):
+        rows[index], rows[other] = rows[other], rows[index]
+    _renumber(rows)

@@ -1,0 +1,123 @@
+"""``maintenance-windows/``: one-off or recurring windows that suppress ticketing."""
+
+from __future__ import annotations
+
+import django_filters
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from alerts.models import MaintenanceWindow, WindowScope
+from alerts.services import windows as svc
+from integrations import registry
+from psa.api.permissions import AdminOrReadOnly
+from psa.api.serializers import TenantModelSerializer
+from psa.api.viewsets import TenantModelViewSet
+
+# Provider slugs of the product (API.md), known even before a provider's app is installed.
+KNOWN_PROVIDERS = ("generic", "ninjaone", "tactical", "level", "huntress")
+
+
+def _provider_slugs() -> set[str]:
+    return set(KNOWN_PROVIDERS) | {p.slug for p in registry.all_providers()}
+
+
+class MaintenanceWindowSerializer(TenantModelSerializer):
+    active_now = serializers.SerializerMethodField()
+    next_start = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = [
+            "id", "name", "enabled", "scope", "integration", "client", "asset", "starts_at", "ends_at", "rrule",
+            "timezone", "active_now", "next_start", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def _now(self):
+        now = self.context.get("now")
+        if now is None:
+            now = self.context["now"] = timezone.now()
+        return now
+
+    def get_active_now(self, obj) -> bool:
+        return svc.is_active(obj, self._now())
+
+    def get_next_start(self, obj):
+        start = svc.next_start(obj, self._now()) if obj.enabled else None
+        return serializers.DateTimeField().to_representation(start) if start else None
+
+    def validate_timezone(self, value):
+        try:
+            svc.get_zone(value)
+        except svc.WindowError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate_rrule(self, value):
+        value = (value or "").strip()
+        if value.upper().startswith("RRULE:"):
+            value = value[6:].strip()
+        return value
+
+    def validate(self, attrs):
+        inst = self.instance
+
+        def get(name, default=None):
+            return attrs[name] if name in attrs else getattr(inst, name, default)
+
+        scope = get("scope", WindowScope.ALL)
+        starts_at, ends_at = get("starts_at"), get("ends_at")
+        errors: dict[str, list[str]] = {}
+        if starts_at is None:
+            errors["starts_at"] = ["This field is required."]
+        if ends_at is None:
+            errors["ends_at"] = ["This field is required."]
+        if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+            errors["ends_at"] = ["Must be after starts_at."]
+        rrule = get("rrule", "") or ""
+        tz_name = get("timezone", "UTC")
+        if rrule and starts_at is not None and not errors:
+            try:
+                svc.parse_rrule(rrule, starts_at, tz_name)
+            except svc.WindowError as exc:
+                errors["rrule"] = [str(exc)]
+        # Scope-specific target required; the others are cleared so a row never holds a stale target.
+        integration, client, asset = get("integration", "") or "", get("client"), get("asset")
+        if scope == WindowScope.INTEGRATION:
+            if not integration:
+                errors["integration"] = ["Required for scope 'integration' (a provider slug such as 'generic')."]
+            elif integration not in _provider_slugs():
+                errors["integration"] = [f"Unknown provider {integration!r}; use one of: "
+                                         f"{', '.join(sorted(_provider_slugs()))}."]
+        elif scope == WindowScope.CLIENT and client is None:
+            errors["client"] = ["Required for scope 'client'."]
+        elif scope == WindowScope.ASSET and asset is None:
+            errors["asset"] = ["Required for scope 'asset'."]
+        if errors:
+            raise ValidationError(errors)
+        attrs["integration"] = integration if scope == WindowScope.INTEGRATION else ""
+        attrs["client"] = client if scope == WindowScope.CLIENT else None
+        attrs["asset"] = asset if scope == WindowScope.ASSET else None
+        return attrs
+
+
+class MaintenanceWindowFilter(django_filters.FilterSet):
+    scope = django_filters.ChoiceFilter(choices=WindowScope.choices)
+    enabled = django_filters.BooleanFilter()
+    client = django_filters.NumberFilter(field_name="client_id")
+    asset = django_filters.NumberFilter(field_name="asset_id")
+    integration = django_filters.CharFilter()
+
+    class Meta:
+        model = MaintenanceWindow
+        fields: list[str] = []
+
+
+class MaintenanceWindowViewSet(TenantModelViewSet):
+    serializer_class = MaintenanceWindowSerializer
+    permission_classes = [AdminOrReadOnly]
+    filterset_class = MaintenanceWindowFilter
+
+    def queryset_for_tenant(self):
+        return MaintenanceWindow.objects.order_by("name", "id")
