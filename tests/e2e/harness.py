@@ -33,7 +33,9 @@ class WaitTimeout(AssertionError):
     pass
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
+def wait_until(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition"
+) -> Any:
     """Poll ``check`` until it returns something truthy; return that value.
 
     Waiting is not a speed assertion: the timeout only bounds a hung test.
@@ -74,7 +76,7 @@ def product_env(database_url: str, redis_url: str, base_url: str, **extra: str) 
     # A leftover switch from the caller must not turn the live worker into an eager no-op.
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     env.update(
-        DJANGO_SETTINGS_MODULE=env.get("DJANGO_SETTINGS_MODULE_LIVE", "psa.settings"),
+        DJANGO_SETTINGS_MODULE="psa.settings",  # extra may override (the benches do)
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         PSA_ALLOW_PRIVATE_PROVIDER_URLS="1",
@@ -184,12 +186,18 @@ class LiveStack:
             [
                 str(VENV_BIN / "gunicorn"),
                 "psa.wsgi:application",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(web_workers),
-                "--threads", str(web_threads),
-                "--timeout", "60",
-                "--graceful-timeout", "5",
-                "--log-level", "warning",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(web_workers),
+                "--threads",
+                str(web_threads),
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
             ],
             self.env,
             artifacts / f"gunicorn-{self.label}.log",
@@ -226,13 +234,22 @@ class LiveStack:
             "celery-worker",
             [
                 str(VENV_BIN / "celery"),
-                "-A", "psa", "worker",
-                "-Q", ",".join(self.queues),
-                "-c", str(self.worker_concurrency),
-                "-P", "prefork",
-                "-n", f"e2e-{self.label}-{self._worker_starts}@%h",
-                "--without-heartbeat", "--without-mingle", "--without-gossip",
-                "--loglevel", "INFO",
+                "-A",
+                "psa",
+                "worker",
+                "-Q",
+                ",".join(self.queues),
+                "-c",
+                str(self.worker_concurrency),
+                "-P",
+                "prefork",
+                "-n",
+                f"e2e-{self.label}-{self._worker_starts}@%h",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
             ],
             self.env,
             self.artifacts / f"celery-{self.label}.log",
@@ -263,7 +280,7 @@ class LiveStack:
             self.worker.stop()
         self.web.stop()
 
-    def __enter__(self) -> LiveStack:
+    def __enter__(self) -> LiveStack:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -279,15 +296,25 @@ class LiveStack:
     def manage(self, *args: str, timeout: float = 120) -> str:
         """``python manage.py ...`` against the live database; returns stdout."""
         proc = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "manage.py", *args],
+            check=False,
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"manage.py {args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise RuntimeError(
+                f"manage.py {args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc.stdout
 
     def create_tenant(self, name: str, admin_email: str, admin_password: str = "pw-secret-123") -> dict:
         """The documented bootstrap: ``createtenant``; its last stdout line is JSON."""
-        out = self.manage("createtenant", "--name", name, "--admin-email", admin_email, "--admin-password", admin_password)
+        out = self.manage(
+            "createtenant", "--name", name, "--admin-email", admin_email, "--admin-password", admin_password
+        )
         return json.loads(out.strip().splitlines()[-1])
 
     def api(self, token: str, **kw) -> httpx.Client:
