@@ -55,11 +55,11 @@ def render(template: str | None, ctx: dict[str, Any]) -> str:
 
 def render_title(template: str | None, ctx: dict[str, Any]) -> str:
     """A one-line ticket title: the rule's template, else the default; never empty."""
-    if not (template or "").strip():
-        template = DEFAULT_TITLE_TEMPLATE if ctx.get("device") else DEFAULT_TITLE_TEMPLATE_NO_DEVICE
-    title = " ".join(render(template, ctx).split())
-    if not title:
-        title = " ".join(render(DEFAULT_TITLE_TEMPLATE_NO_DEVICE, ctx).split()) or "Alert"
+    title = " ".join(render(template, ctx).split()) if (template or "").strip() else ""
+    if not title:  # no template, or one that rendered to nothing: the default
+        filled = dict(ctx, title=ctx.get("title") or "Alert")
+        default = DEFAULT_TITLE_TEMPLATE if ctx.get("device") else DEFAULT_TITLE_TEMPLATE_NO_DEVICE
+        title = " ".join(render(default, filled).split())
     return title[:TITLE_MAX]
 
 
