@@ -1,7 +1,16 @@
-"""Provider registry, filled by each provider app's ready() and frozen afterwards."""
+"""Provider registry, filled by each provider app's ready() and frozen afterwards.
+
+Provider apps register in ``AppConfig.ready()``; the registry freezes itself at
+the first lookup once start-up is over (every app's ready() has run), so a late or
+accidental ``register`` fails loudly instead of changing behaviour mid-flight.
+Tests add throw-away providers with :func:`registered_for_tests`, which is the
+only way around the freeze and undoes itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,7 +33,42 @@ def freeze() -> None:
     _frozen = True
 
 
+def _freeze_once_started() -> None:
+    # Only after every AppConfig.ready() has run: a lookup during app loading must not
+    # lock out providers whose apps come later in INSTALLED_APPS.
+    if not _frozen:
+        from django.apps import apps
+
+        if apps.ready:
+            freeze()
+
+
+def is_frozen() -> bool:
+    return _frozen
+
+
+@contextmanager
+def registered_for_tests(provider_cls: type["Provider"]) -> Iterator[type["Provider"]]:
+    """Register ``provider_cls`` for the duration of a test, then restore the previous state."""
+    slug = provider_cls.slug
+    previous = _providers.get(slug)
+    _providers[slug] = provider_cls
+    try:
+        yield provider_cls
+    finally:
+        if previous is None:
+            _providers.pop(slug, None)
+        else:
+            _providers[slug] = previous
+
+
+def unregister_for_tests(slug: str) -> None:
+    """Remove a provider a test registered (no-op when absent)."""
+    _providers.pop(slug, None)
+
+
 def get_provider_class(slug: str) -> type["Provider"]:
+    _freeze_once_started()
     try:
         return _providers[slug]
     except KeyError:
@@ -32,6 +76,7 @@ def get_provider_class(slug: str) -> type["Provider"]:
 
 
 def all_providers() -> list[type["Provider"]]:
+    _freeze_once_started()
     return sorted(_providers.values(), key=lambda p: (p.slug != "generic", p.name))
 
 
@@ -40,4 +85,5 @@ def get_provider(integration: "Integration") -> "Provider":
 
 
 def is_registered(slug: str) -> bool:
+    _freeze_once_started()
     return slug in _providers

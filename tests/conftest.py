@@ -132,3 +132,14 @@ def make_asset(db):
 def pytest_report_header(config):
     db = settings.DATABASES["default"]
     return f"database: {db['ENGINE']} {db.get('HOST', '')}:{db.get('PORT', '')}/{db.get('NAME')}"
+
+
+@pytest.fixture
+def fake_provider():
+    """Registers a fresh ``fake`` provider (tests/fakes.py) for one test; configure it via ``.state``."""
+    from integrations import registry
+    from tests.fakes import make_fake_provider
+
+    cls = make_fake_provider()
+    with registry.registered_for_tests(cls):
+        yield cls

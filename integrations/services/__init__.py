@@ -1,0 +1,1 @@
+"""Integration framework workflows: plain functions with explicit transactions."""

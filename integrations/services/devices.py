@@ -1,0 +1,229 @@
+"""Device sync driver: provider devices -> assets, streamed in batches with bulk writes.
+
+Memory stays flat with the device count: devices are consumed from the provider's
+iterator ``BATCH`` at a time, and "seen in this sync" is recorded in the database
+(``Asset.updated_at`` is set for every seen asset) rather than in a Python set, so
+retiring the unseen ones is one UPDATE at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from assets.models import Asset, AssetExternalId, AssetStatus, AssetType, Software
+from integrations.models import Integration, Job
+from integrations.records import DeviceRecord
+from integrations.registry import get_provider
+
+from .jobs import ProgressReporter
+from .orgs import resolution_map
+
+log = logging.getLogger("integrations.devices")
+
+BATCH = 500
+SOFTWARE_BATCH = 2000
+
+# Serials that BIOS vendors ship as placeholders: matching on them would merge unrelated machines.
+JUNK_SERIALS = {
+    "", "0", "00000000", "0000000000", "123456789", "1234567890", "none", "null", "n/a", "na", "unknown",
+    "default string", "to be filled by o.e.m.", "system serial number", "not specified", "not applicable",
+    "chassis serial number", "invalid", "serial", "xxxxxxxxxx",
+}
+_ASSET_TYPES = set(AssetType.values)
+_STATUSES = set(AssetStatus.values)
+
+# Provider-owned fields rewritten on every sync (identifiers below keep their value when the provider is silent).
+UPDATE_FIELDS = [
+    "client", "site", "name", "hostname", "serial_number", "asset_type", "os", "platform", "make_model", "status",
+    "last_seen", "last_user", "public_ip", "local_ips", "remote_access_url", "retired_at", "updated_at",
+]
+
+
+def _clip(value: Any, n: int) -> str:
+    return str(value or "").replace("\x00", "").strip()[:n]
+
+
+def usable_serial(serial: str) -> str:
+    """The serial to match on, or "" when it is empty or a vendor placeholder."""
+    s = _clip(serial, 255)
+    return "" if s.casefold() in JUNK_SERIALS or len(set(s)) <= 1 else s
+
+
+def _chunks(it: Iterator[DeviceRecord], size: int) -> Iterator[list[DeviceRecord]]:
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _apply(asset: Asset, d: DeviceRecord, client_id: int, site_id: int | None, now) -> None:
+    asset.client_id = client_id
+    asset.site_id = site_id
+    asset.name = _clip(d.name, 255) or _clip(d.hostname, 255) or asset.name or _clip(d.external_id, 255)
+    for field, value, n in (("hostname", d.hostname, 255), ("serial_number", d.serial_number, 255),
+                            ("make_model", d.make_model, 255), ("os", d.os, 255), ("platform", d.platform, 50)):
+        value = _clip(value, n)
+        if value or not getattr(asset, field):
+            setattr(asset, field, value)
+    asset.asset_type = d.asset_type if d.asset_type in _ASSET_TYPES else AssetType.OTHER
+    asset.status = d.status if d.status in _STATUSES else AssetStatus.UNKNOWN
+    asset.last_seen = d.last_seen or asset.last_seen
+    asset.last_user = _clip(d.last_user, 255)
+    asset.public_ip = _clip(d.public_ip, 100)
+    asset.local_ips = [_clip(ip, 100) for ip in (d.local_ips or [])][:50]
+    url = _clip(d.remote_access_url, 1000)
+    asset.remote_access_url = url if url.startswith(("https://", "http://")) else ""
+    asset.retired_at = None
+    asset.updated_at = now
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.created = self.updated = self.matched_by_serial = self.skipped_unmapped = self.total = 0
+
+    def as_dict(self, retired: int) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "matched_by_serial": self.matched_by_serial,
+                "retired": retired, "skipped_unmapped": self.skipped_unmapped, "total": self.total}
+
+
+def sync_devices(integration: Integration, job: Job | None = None,
+                 reporter: ProgressReporter | None = None, full: bool = True) -> dict[str, int]:
+    """Sync the devices of mapped organizations (and their sub-organizations) into assets.
+
+    ``full``: the provider listed every device of those organizations, so assets it did not
+    list are retired (not deleted; un-retired when they come back).
+    """
+    slug = integration.provider
+    resolved = resolution_map(integration)  # org external id -> (client_id, site_id)
+    mapped_clients = {client_id for client_id, _ in resolved.values()}
+    started = timezone.now()
+    totals = _Totals()
+    provider = get_provider(integration)
+    try:
+        devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
+        for chunk in _chunks(devices, BATCH):
+            _sync_batch(integration.tenant_id, slug, chunk, resolved, totals, started)
+            if reporter:
+                reporter.advance(len(chunk))
+    finally:
+        provider.close()
+    retired = 0
+    if full and mapped_clients:
+        # Every asset seen above has updated_at >= started; the rest of this provider's assets are gone.
+        retired = (
+            Asset.objects.filter(client_id__in=mapped_clients, retired_at__isnull=True, updated_at__lt=started,
+                                 external_ids__provider=slug)
+            .update(retired_at=timezone.now())
+        )
+    return totals.as_dict(retired)
+
+
+def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
+                resolved: dict[str, tuple[int, int | None]], totals: _Totals, started) -> None:
+    totals.total += len(chunk)
+    devices: dict[str, tuple[DeviceRecord, int, int | None]] = {}
+    for d in chunk:
+        ext_id = _clip(d.external_id, 255)
+        target = resolved.get(d.organization_external_id or "")
+        if target is None or not ext_id:
+            totals.skipped_unmapped += 1
+            continue
+        devices[ext_id] = (d, *target)  # a repeated id: the last record wins
+    if not devices:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        known = {
+            x.external_id: x.asset
+            for x in AssetExternalId.objects.select_related("asset").filter(provider=slug, external_id__in=list(devices))
+        }
+        by_serial = _serial_candidates(slug, devices, known, started)
+        to_create: list[tuple[str, Asset]] = []
+        to_attach: list[tuple[str, Asset]] = []
+        to_update: dict[int, Asset] = {}
+        software: dict[str, list] = {}
+        for ext_id, (d, client_id, site_id) in sorted(devices.items()):
+            asset = known.get(ext_id)
+            if asset is None:
+                serial = usable_serial(d.serial_number)
+                asset = by_serial.pop((client_id, serial), None) if serial else None
+                if asset is not None:
+                    totals.matched_by_serial += 1
+                    to_attach.append((ext_id, asset))
+            if asset is None:
+                asset = Asset(tenant_id=tenant_id, created_at=now)
+                _apply(asset, d, client_id, site_id, now)
+                to_create.append((ext_id, asset))
+            else:
+                _apply(asset, d, client_id, site_id, now)
+                to_update[asset.pk] = asset
+            if d.software is not None:
+                software[ext_id] = [asset, d.software]
+        if to_create:
+            Asset.objects.bulk_create([a for _, a in to_create], batch_size=BATCH)
+            totals.created += len(to_create)
+        if to_update:
+            Asset.objects.bulk_update(sorted(to_update.values(), key=lambda a: a.pk), UPDATE_FIELDS, batch_size=BATCH)
+            totals.updated += len(to_update) - len(to_attach)
+        identities = [
+            AssetExternalId(tenant_id=tenant_id, asset=a, provider=slug, external_id=ext_id)
+            for ext_id, a in to_create + to_attach
+        ]
+        if identities:
+            AssetExternalId.objects.bulk_create(identities, batch_size=BATCH)
+        if software:
+            _replace_software(tenant_id, slug, software.values())
+
+
+def _serial_candidates(slug: str, devices: dict, known: dict, started) -> dict[tuple[int, str], Asset]:
+    """Existing assets of the same client with the same serial, for devices with no identity yet."""
+    wanted = {
+        (client_id, serial)
+        for ext_id, (d, client_id, _site) in devices.items()
+        if ext_id not in known and (serial := usable_serial(d.serial_number))
+    }
+    if not wanted:
+        return {}
+    clients = {c for c, _ in wanted}
+    serials = {s for _, s in wanted}
+    taken = {a.pk for a in known.values()}
+    found: dict[tuple[int, str], Asset] = {}
+    # Prefer assets that have no identity in this provider yet (a reinstalled agent leaves one behind;
+    # an asset created by hand has none), then the most recently updated one. An asset another
+    # device already claimed in this sync (updated_at >= started) is not a candidate.
+    candidates = (
+        Asset.objects.filter(client_id__in=clients, serial_number__in=serials)
+        .exclude(pk__in=taken)
+        .exclude(updated_at__gte=started)
+        .order_by("-updated_at", "-id")
+    )
+    has_identity = set(
+        AssetExternalId.objects.filter(provider=slug, asset__in=candidates).values_list("asset_id", flat=True)
+    )
+    for asset in sorted(candidates, key=lambda a: a.pk in has_identity):
+        key = (asset.client_id, asset.serial_number)
+        if key in wanted:  # same client only: never match across clients
+            found.setdefault(key, asset)
+    return found
+
+
+def _replace_software(tenant_id: int, slug: str, items) -> None:
+    items = list(items)
+    Software.objects.filter(asset__in=[a.pk for a, _ in items], source=slug).delete()
+    rows: list[Software] = []
+    for asset, records in items:
+        for s in records:
+            rows.append(Software(
+                tenant_id=tenant_id, asset=asset, source=slug, name=_clip(s.name, 500) or "(unnamed)",
+                version=_clip(s.version, 200), publisher=_clip(s.publisher, 300),
+                installed_on=_clip(s.installed_on, 100), size=_clip(s.size, 50),
+            ))
+            if len(rows) >= SOFTWARE_BATCH:
+                Software.objects.bulk_create(rows)
+                rows = []
+    if rows:
+        Software.objects.bulk_create(rows)

@@ -1,0 +1,233 @@
+"""External organizations: sync from the provider, mapping to clients, nearest-mapped-ancestor resolution."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.models import ExternalOrganization, Integration, Job, MappingKind
+from integrations.records import ExternalOrg
+from integrations.registry import get_provider
+from psa.models import Client, ClientSite
+
+from .jobs import ProgressReporter
+
+BATCH = 500
+MAX_DEPTH = 64  # parent chains deeper than this are treated as broken (cycle guard backstop)
+
+
+@dataclass(frozen=True)
+class ResolvedOrg:
+    organization: ExternalOrganization  # the organization that was asked about
+    client: Client
+    site: ClientSite | None
+    mapped_via: ExternalOrganization | None = None  # the (ancestor) org that carries the mapping
+
+
+def _clip(value: Any, n: int) -> str:
+    return str(value or "").replace("\x00", "")[:n]
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+# -- sync ---------------------------------------------------------------------------------------------
+
+
+def sync_organizations(integration: Integration, job: Job | None = None,
+                       reporter: ProgressReporter | None = None) -> dict[str, int]:
+    """Upsert the provider's organizations; ones it no longer lists get ``missing_since`` (never deleted).
+
+    Mappings (client/site/mapping) are never touched here, so they survive every re-sync.
+    """
+    provider = get_provider(integration)
+    started = timezone.now()
+    created = seen = returned = 0
+    try:
+        for chunk in _chunks(provider.list_organizations(), BATCH):
+            created_now, seen_now, returned_now = _upsert_orgs(integration, chunk, started)
+            created, seen, returned = created + created_now, seen + seen_now, returned + returned_now
+            if reporter:
+                reporter.advance(len(chunk))
+    finally:
+        provider.close()
+    missing = 0
+    if not provider.capabilities.orgs_from_events:
+        # Rows not touched by this sync (last_seen_at older than its start) are gone at the provider.
+        gone = ExternalOrganization.objects.filter(integration=integration).filter(
+            Q(last_seen_at__lt=started) | Q(last_seen_at__isnull=True)
+        )
+        missing = gone.filter(missing_since__isnull=True).update(missing_since=started)
+    return {"total": seen, "created": created, "updated": seen - created, "missing": missing, "returned": returned,
+            "mapped": ExternalOrganization.objects.filter(integration=integration, client__isnull=False).count()}
+
+
+def _upsert_orgs(integration: Integration, chunk: list[ExternalOrg], now) -> tuple[int, int, int]:
+    """Returns (created, seen, came back after being missing) for one batch."""
+    by_id: dict[str, ExternalOrg] = {}
+    for org in chunk:  # the provider may repeat an id; ON CONFLICT cannot touch a row twice
+        by_id[_clip(org.external_id, 255)] = org
+    with transaction.atomic():
+        existing = dict(
+            ExternalOrganization.objects.filter(integration=integration, external_id__in=list(by_id))
+            .values_list("external_id", "missing_since")
+        )
+        rows = [
+            ExternalOrganization(
+                tenant_id=integration.tenant_id, integration=integration, external_id=ext_id,
+                name=_clip(org.name, 500) or ext_id, kind=_clip(org.kind, 50),
+                parent_external_id=_clip(org.parent_external_id, 255) or None,
+                last_seen_at=now, missing_since=None,
+            )
+            for ext_id, org in sorted(by_id.items())  # sorted: concurrent upserts lock rows in one order
+        ]
+        ExternalOrganization.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["integration", "external_id"],
+            update_fields=["name", "kind", "parent_external_id", "last_seen_at", "missing_since"],
+        )
+    returned = sum(1 for missing_since in existing.values() if missing_since is not None)
+    return len(by_id) - len(existing), len(by_id), returned
+
+
+def discover(integration: Integration, external_id: str, name: str = "",
+             parent_external_id: str | None = None) -> ExternalOrganization:
+    """An organization seen in an event: create it unmapped, or refresh its name. Never changes a mapping."""
+    external_id = _clip(external_id, 255)
+    name = _clip(name, 500).strip()
+    parent = _clip(parent_external_id, 255) or None
+    now = timezone.now()
+    org, created = ExternalOrganization.objects.get_or_create(
+        integration=integration, external_id=external_id,
+        defaults={"tenant_id": integration.tenant_id, "name": name or external_id, "parent_external_id": parent,
+                  "last_seen_at": now},
+    )
+    if created:
+        return org
+    changes: dict[str, Any] = {}
+    if name and org.name != name:
+        changes["name"] = name
+    if parent and org.parent_external_id != parent:
+        changes["parent_external_id"] = parent
+    if org.missing_since is not None:
+        changes["missing_since"] = None
+    if changes:
+        changes["last_seen_at"] = now
+        ExternalOrganization.objects.filter(pk=org.pk).update(**changes)
+        for k, v in changes.items():
+            setattr(org, k, v)
+    return org
+
+
+# -- mapping ------------------------------------------------------------------------------------------
+
+
+def _name_key(name: str) -> str:
+    return " ".join((name or "").split()).casefold()
+
+
+def automap(integration: Integration) -> dict[str, int]:
+    """Map unmapped organizations to clients with exactly the same name (case-insensitive, trimmed).
+
+    Never overrides a manual pair (or an earlier automatic one); ambiguous names are left alone.
+    """
+    clients: dict[str, int | None] = {}
+    for pk, name in Client.objects.filter(is_active=True).values_list("pk", "name"):
+        key = _name_key(name)
+        clients[key] = None if key in clients else pk  # two clients with one name: ambiguous
+    matched = already = unmatched = 0
+    for org in ExternalOrganization.objects.filter(integration=integration).only("pk", "name", "client_id", "mapping"):
+        if org.client_id is not None:
+            already += 1
+            continue
+        client_id = clients.get(_name_key(org.name))
+        if client_id is None:
+            unmatched += 1
+            continue
+        # Conditional: a manual mapping made meanwhile wins.
+        updated = ExternalOrganization.objects.filter(pk=org.pk, client__isnull=True).exclude(
+            mapping=MappingKind.MANUAL).update(client_id=client_id, mapping=MappingKind.AUTO)
+        if updated:
+            matched += 1
+        else:
+            already += 1
+    return {"matched": matched, "already_mapped": already, "unmatched": unmatched}
+
+
+def set_mapping(org: ExternalOrganization, client: Client | None, site: ClientSite | None = None) -> ExternalOrganization:
+    """An admin's choice: a client (manual pair) or None (unmapped)."""
+    if client is not None and client.tenant_id != org.tenant_id:
+        raise ValueError("client belongs to another tenant")
+    if site is not None and (client is None or site.client_id != client.pk):
+        raise ValueError("site does not belong to the client")
+    org.client = client
+    org.site = site if client is not None else None
+    org.mapping = MappingKind.MANUAL if client is not None else None
+    org.save(update_fields=["client", "site", "mapping"])
+    return org
+
+
+# -- resolution ---------------------------------------------------------------------------------------
+
+
+def resolve_organization(integration: Integration, org_external_id: str | None) -> ResolvedOrg | None:
+    """The client for an organization, walking up to the nearest mapped ancestor.
+
+    None when the organization is unknown or neither it nor any ancestor is mapped
+    (call ``discover`` first for organizations seen only in events).
+    """
+    if not org_external_id:
+        return None
+    leaf = (ExternalOrganization.objects.select_related("client", "site")
+            .filter(integration=integration, external_id=org_external_id).first())
+    org, seen = leaf, set()
+    while org is not None and org.pk not in seen and len(seen) < MAX_DEPTH:
+        if org.client_id is not None:
+            return ResolvedOrg(organization=leaf, client=org.client, site=org.site, mapped_via=org)
+        seen.add(org.pk)
+        if not org.parent_external_id:
+            return None
+        org = (ExternalOrganization.objects.select_related("client", "site")
+               .filter(integration=integration, external_id=org.parent_external_id).first())
+    return None
+
+
+def resolution_map(integration: Integration) -> dict[str, tuple[int, int | None]]:
+    """external_id -> (client_id, site_id) for every org that resolves to a client (one query, in memory).
+
+    Organizations number in the thousands at most, so this is cheap; devices are streamed.
+    """
+    rows = {
+        ext: (parent, client_id, site_id)
+        for ext, parent, client_id, site_id in ExternalOrganization.objects.filter(integration=integration)
+        .values_list("external_id", "parent_external_id", "client_id", "site_id")
+    }
+    memo: dict[str, tuple[int, int | None] | None] = {}
+
+    def resolve(ext: str) -> tuple[int, int | None] | None:
+        chain: list[str] = []
+        cur: str | None = ext
+        result = None
+        while cur is not None and cur in rows and cur not in chain and len(chain) < MAX_DEPTH:
+            if cur in memo:
+                result = memo[cur]
+                break
+            parent, client_id, site_id = rows[cur]
+            chain.append(cur)
+            if client_id is not None:
+                result = (client_id, site_id)
+                break
+            cur = parent
+        for c in chain:
+            memo[c] = result
+        return result
+
+    return {ext: res for ext in rows if (res := resolve(ext)) is not None}
