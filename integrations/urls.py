@@ -1,1 +1,26 @@
-urlpatterns: list = []
+"""Web routes of Settings > Integrations > RMM (the webhook intake route lives in alerts)."""
+
+from django.urls import path
+
+from .web import connection, operations, overview
+
+P = "settings/integrations/rmm/<slug:provider>/"
+
+urlpatterns = [
+    path("settings/", overview.settings_home, name="settings-home"),
+    path("settings/integrations/", overview.settings_home),
+    path("settings/integrations/rmm/", overview.rmm_tab, name="settings-rmm"),
+    path(P, overview.provider_panel, name="settings-rmm-provider"),
+    path(P + "connection/", connection.save_connection, name="settings-rmm-connection"),
+    path(P + "connection/test/", connection.test_connection, name="settings-rmm-test"),
+    path(P + "webhook/secret/", connection.webhook_secret, name="settings-rmm-webhook-secret"),
+    path(P + "webhook/rotate/", connection.rotate_secret, name="settings-rmm-webhook-rotate"),
+    path(P + "polling/", connection.save_polling, name="settings-rmm-polling"),
+    path(P + "polling/run/", operations.polling_run, name="settings-rmm-poll-run"),
+    path(P + "organizations/", operations.organizations_card, name="settings-rmm-orgs"),
+    path(P + "organizations/sync/", operations.organizations_sync, name="settings-rmm-orgs-sync"),
+    path(P + "organizations/automap/", operations.organizations_automap, name="settings-rmm-orgs-automap"),
+    path(P + "organizations/<int:org_id>/", operations.organization_map, name="settings-rmm-org-map"),
+    path(P + "devices/sync/", operations.devices_sync, name="settings-rmm-devices-sync"),
+    path(P + "jobs/<int:job_id>/", operations.job_progress, name="settings-rmm-job"),
+]

@@ -1,1 +1,23 @@
-urlpatterns: list = []
+"""Web routes: alert rules, maintenance windows and a provider's inbound event log."""
+
+from django.urls import path
+
+from . import events, rules, windows
+
+EV = "settings/integrations/rmm/<slug:provider>/events/"
+
+urlpatterns = [
+    path("settings/alert-rules/", rules.rule_list, name="settings-alert-rules"),
+    path("settings/alert-rules/new/", rules.rule_create, name="settings-alert-rule-new"),
+    path("settings/alert-rules/<int:pk>/", rules.rule_edit, name="settings-alert-rule"),
+    path("settings/alert-rules/<int:pk>/toggle/", rules.rule_toggle, name="settings-alert-rule-toggle"),
+    path("settings/alert-rules/<int:pk>/move/<str:direction>/", rules.rule_move, name="settings-alert-rule-move"),
+    path("settings/alert-rules/<int:pk>/delete/", rules.rule_delete, name="settings-alert-rule-delete"),
+    path("settings/maintenance-windows/", windows.window_list, name="settings-windows"),
+    path("settings/maintenance-windows/new/", windows.window_create, name="settings-window-new"),
+    path("settings/maintenance-windows/<int:pk>/", windows.window_edit, name="settings-window"),
+    path("settings/maintenance-windows/<int:pk>/delete/", windows.window_delete, name="settings-window-delete"),
+    path(EV, events.event_list, name="settings-rmm-events"),
+    path(EV + "<int:event_id>/", events.event_detail, name="settings-rmm-event"),
+    path(EV + "<int:event_id>/replay/", events.event_replay, name="settings-rmm-event-replay"),
+]

@@ -1,0 +1,210 @@
+"""Context of each card of a provider panel. Every card is also re-rendered alone for htmx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from integrations.forms import ConnectionForm, PollingForm
+from integrations.models import Integration, Job
+from integrations.services import jobs
+from psa.models import Client
+
+from .access import ProviderView, for_template
+from .status import provider_stats
+
+ORG_SYNC_KINDS = (jobs.ORG_SYNC,)
+DEVICE_SYNC_KINDS = (jobs.DEVICE_SYNC,)
+POLL_KINDS = (jobs.POLL, "alerts.backfill")
+JOB_LABELS = {jobs.ORG_SYNC: "Organization discovery", jobs.DEVICE_SYNC: "Device sync", jobs.POLL: "Poll",
+              "alerts.backfill": "Backfill"}
+
+SUMMARY_LABELS = {
+    "created": "Created",
+    "updated": "Updated",
+    "matched_by_serial": "Matched by serial",
+    "retired": "Retired",
+    "skipped_unmapped": "Skipped (unmapped)",
+    "unchanged": "Unchanged",
+    "total": "Total",
+    "discovered": "Discovered",
+    "missing": "No longer reported",
+    "mapped": "Mapped",
+    "ingested": "Ingested",
+    "resolved": "Resolved",
+    "active": "Active",
+}
+
+
+def current_integration(provider_cls) -> Integration | None:
+    return Integration.objects.filter(provider=provider_cls.slug).first()
+
+
+def decorate_job(job: Job | None) -> Job | None:
+    """Attach ``summary_items``: the summary's numbers in a readable order, with labels."""
+    if job is None:
+        return None
+    summary = job.summary if isinstance(job.summary, dict) else {}
+    items = []
+    for key, label in SUMMARY_LABELS.items():
+        if key in summary and not isinstance(summary[key], (dict, list)):
+            items.append((label, summary[key]))
+    for key, value in summary.items():
+        if key not in SUMMARY_LABELS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            items.append((key.replace("_", " ").capitalize(), value))
+    job.summary_items = items
+    job.label = JOB_LABELS.get(job.kind, job.kind)
+    return job
+
+
+def latest_job(integration: Integration | None, kinds) -> Job | None:
+    if integration is None:
+        return None
+    return decorate_job(Job.objects.filter(integration=integration, kind__in=kinds).order_by("-created_at", "-id").first())
+
+
+def connection_ctx(provider_cls, integration, *, form=None, test_result=None, saved_message="") -> dict[str, Any]:
+    alternatives = ""
+    if len(provider_cls.credential_sets) > 1:
+        labels = {f.name: f.label for f in provider_cls.credential_fields}
+        alternatives = " or ".join(" + ".join(labels.get(n, n) for n in cs.fields) for cs in provider_cls.credential_sets)
+    return {
+        "connection_form": form if form is not None else ConnectionForm(provider_cls, integration),
+        "test_result": test_result,
+        "saved_message": saved_message,
+        "credential_alternatives": alternatives,
+    }
+
+
+def tree_order(orgs: list) -> list:
+    """Parents first, each followed by its children (depth set for indenting)."""
+    by_parent: dict[str | None, list] = {}
+    ids = {o.external_id for o in orgs}
+    for o in orgs:
+        parent = o.parent_external_id if o.parent_external_id in ids else None
+        by_parent.setdefault(parent, []).append(o)
+    out: list = []
+
+    def walk(parent, depth):
+        for o in by_parent.get(parent, []):
+            o.depth = depth
+            out.append(o)
+            if depth < 10:
+                walk(o.external_id, depth + 1)
+
+    walk(None, 0)
+    seen = {id(o) for o in out}
+    out.extend(o for o in orgs if id(o) not in seen)  # cycles in provider data: still listed
+    return out
+
+
+def orgs_ctx(provider_cls, integration, *, only_unmapped=False, automap_summary="") -> dict[str, Any]:
+    all_orgs = list(integration.organizations.all().order_by("name", "id"))
+    mapped = sum(1 for o in all_orgs if o.client_id)
+    orgs = tree_order(all_orgs)
+    if only_unmapped:
+        orgs = [o for o in orgs if not o.client_id]
+    return {
+        "orgs": orgs,
+        "org_counts": {"mapped": mapped, "unmapped": len(all_orgs) - mapped},
+        "org_has_children": any(o.parent_external_id for o in all_orgs),
+        "clients": list(Client.objects.filter(is_active=True).order_by("name", "id")),
+        "only_unmapped": only_unmapped,
+        "automap_summary": automap_summary,
+        "org_job": latest_job(integration, ORG_SYNC_KINDS),
+    }
+
+
+def devices_ctx(provider_cls, integration) -> dict[str, Any]:
+    stats = provider_stats(provider_cls, integration)
+    mapped = integration.organizations.filter(client__isnull=False).count()
+    return {
+        "device_count": stats["devices"],
+        "device_job": latest_job(integration, DEVICE_SYNC_KINDS),
+        "devices_mapped_orgs": mapped,
+    }
+
+
+def webhook_templates(card: dict[str, Any]) -> list[dict[str, str]]:
+    """Every payload template of a provider's webhook card, labelled for copy boxes."""
+    out: list[dict[str, str]] = []
+    for key, value in card.items():
+        if "template" not in key or not value or key == "curl_example":
+            continue
+        if isinstance(value, str):
+            out.append({"label": "Payload template", "text": value})
+        elif isinstance(value, dict):
+            for name, text in value.items():
+                if isinstance(text, str):
+                    out.append({"label": f"Payload template: {name}", "text": text})
+        elif isinstance(value, list):
+            for i, item in enumerate(value, 1):
+                if isinstance(item, dict):
+                    text = item.get("body") or item.get("text") or item.get("template") or ""
+                    label = item.get("label") or item.get("name") or f"Payload template {i}"
+                    out.append({"label": str(label), "text": str(text)})
+                elif isinstance(item, str):
+                    out.append({"label": f"Payload template {i}", "text": item})
+    return out
+
+
+def _without_secret(value, secret: str):
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "<secret>")
+    if isinstance(value, dict):
+        return {k: _without_secret(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secret(v, secret) for v in value]
+    return value
+
+
+def webhook_ctx(request, provider_cls, integration, *, rotated=False) -> dict[str, Any]:
+    from integrations.services import config
+
+    card = config.webhook_card(integration, request)
+    secret = card.get("secret") or ""
+    # The page never embeds the secret (only an explicit Reveal shows it): blank it out of
+    # whatever else a provider put in its card (e.g. a curl example with the header filled in).
+    card = {k: _without_secret(v, secret) for k, v in card.items() if k != "secret"}
+    view = {
+        "url": card.get("url", ""),
+        "header_name": card.get("header_name", ""),
+        "templates": webhook_templates(card),
+        "notes": [str(n) for n in (card.get("notes") or [])] if isinstance(card.get("notes"), list) else
+                 ([str(card["notes"])] if card.get("notes") else []),
+        "instructions": card.get("instructions", "") if isinstance(card.get("instructions"), str) else "",
+    }
+    if isinstance(card.get("curl_example"), str):
+        view["templates"].append({"label": "Example request (curl)", "text": card["curl_example"]})
+    return {"webhook": view, "rotated": rotated}
+
+
+def polling_ctx(provider_cls, integration, *, form=None, saved=False) -> dict[str, Any]:
+    if form is None:
+        form = PollingForm(provider_cls, initial={
+            "poll_enabled": integration.poll_enabled, "poll_interval_minutes": integration.poll_interval_minutes})
+    return {"polling_form": form, "polling_saved": saved, "poll_job": latest_job(integration, POLL_KINDS),
+            "backfill_available": "alerts.backfill" in jobs.JOB_TASKS}
+
+
+def panel_context(request, provider_cls, **overrides) -> dict[str, Any]:
+    integration = current_integration(provider_cls)
+    ctx: dict[str, Any] = {"provider": ProviderView(provider_cls), "integration": integration, "settings_section": "rmm"}
+    ctx.update(connection_ctx(provider_cls, integration))
+    if integration is not None:
+        ctx.update(orgs_ctx(provider_cls, integration, only_unmapped=request.GET.get("unmapped") == "1"))
+        if provider_cls.capabilities.device_sync:
+            ctx.update(devices_ctx(provider_cls, integration))
+        if provider_cls.capabilities.webhooks:
+            ctx.update(webhook_ctx(request, provider_cls, integration))
+        if provider_cls.capabilities.polling:
+            ctx.update(polling_ctx(provider_cls, integration))
+    ctx.update(overrides)
+    return ctx
+
+
+def render_card(request, name: str, ctx: dict[str, Any]) -> str:
+    return render_to_string(f"integrations/cards/{name}.html", for_template(ctx), request=request)
