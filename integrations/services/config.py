@@ -110,6 +110,8 @@ def _clean_credentials(cls: type[Provider], credentials: Any) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     bad: list[str] = []
     for key, value in credentials.items():
+        if isinstance(value, dict) and "set" in value:
+            continue  # a hint echoed back from a GET: "unchanged"
         if known and key not in known or not known and value not in (None, ""):
             bad.append(str(key))
             continue

@@ -1,0 +1,136 @@
+"""Integration API shapes. Credentials are write-only: answers carry only {set, last4} hints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from rest_framework import serializers
+
+from integrations.base import Provider
+from integrations.models import ExternalOrganization, Integration, Job
+from integrations.services import config
+from psa.api.serializers import TenantModelSerializer
+from psa.models import Client, ClientSite
+
+# Keys of the representation a client may echo back in a PUT; they are ignored, not rejected.
+READ_ONLY_KEYS = {
+    "provider", "name", "status", "connected_at", "last_error", "account_name", "configured", "capabilities",
+    "credential_fields", "credential_sets", "requires_base_url", "poll_interval_bounds", "next_poll_at",
+    "last_poll_at", "last_poll_ok", "last_poll_error", "last_webhook_at", "counts", "updated_at",
+    "webhook_header", "severity_map", "supports_polling",
+}
+
+
+def provider_info(cls: type[Provider]) -> dict[str, Any]:
+    return {
+        "provider": cls.slug,
+        "name": cls.name,
+        "capabilities": asdict(cls.capabilities),
+        "credential_fields": [
+            {"name": f.name, "label": f.label, "secret": f.secret, "required": f.required, "help_text": f.help_text}
+            for f in cls.credential_fields
+        ],
+        "credential_sets": [list(cs.fields) for cs in cls.credential_sets],
+        "requires_base_url": cls.requires_base_url,
+        "poll_interval_bounds": list(cls.poll_interval_bounds),
+        "severity_map": dict(cls.severity_map_doc),
+    }
+
+
+def integration_data(integration: Integration, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """The representation of one provider's integration (a placeholder when not set up yet)."""
+    cls = config.provider_class(integration.provider)
+    data = provider_info(cls)
+    data.update({
+        "configured": integration.pk is not None,
+        "status": integration.status,
+        "connected_at": integration.connected_at,
+        "last_error": integration.last_error,
+        "account_name": integration.account_name,
+        "enabled": integration.enabled,
+        "base_url": integration.base_url,
+        "settings": integration.settings or {},
+        "credentials": config.credential_state(integration),
+        "poll_interval_minutes": integration.poll_interval_minutes,
+        "poll_enabled": integration.poll_enabled,
+        "next_poll_at": integration.next_poll_at,
+        "last_poll_at": integration.last_poll_at,
+        "last_poll_ok": integration.last_poll_ok,
+        "last_poll_error": integration.last_poll_error,
+        "last_webhook_at": integration.last_webhook_at,
+        "counts": counts or {"organizations": 0, "mapped_organizations": 0, "unmapped_organizations": 0,
+                             "missing_organizations": 0, "devices": 0},
+        "updated_at": integration.updated_at,
+    })
+    return data
+
+
+class CredentialsField(serializers.Field):
+    """A JSON object of credential fields (values validated by the config service)."""
+
+    def to_internal_value(self, data):
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be an object of credential fields.")
+        return data
+
+    def to_representation(self, value):  # never used for output: answers are built by integration_data
+        return {}
+
+
+class IntegrationWriteSerializer(serializers.Serializer):
+    base_url = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=500,
+                                     trim_whitespace=True)
+    credentials = CredentialsField(required=False, allow_null=True)
+    settings = serializers.DictField(required=False)
+    poll_interval_minutes = serializers.IntegerField(required=False)
+    poll_enabled = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields) - READ_ONLY_KEYS)
+            if unknown:
+                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+            data = {k: v for k, v in data.items() if k in self.fields}
+        return super().to_internal_value(data)
+
+
+class ExternalOrganizationSerializer(TenantModelSerializer):
+    effective_client = serializers.SerializerMethodField(
+        help_text="The client this organization resolves to (its own mapping or the nearest mapped ancestor's)."
+    )
+
+    class Meta:
+        model = ExternalOrganization
+        fields = ["id", "external_id", "name", "kind", "parent_external_id", "client", "site", "mapping",
+                  "effective_client", "missing_since", "last_seen_at", "created_at"]
+        read_only_fields = ["id", "external_id", "name", "kind", "parent_external_id", "mapping",
+                            "effective_client", "missing_since", "last_seen_at", "created_at"]
+        extra_kwargs = {"client": {"allow_null": True}, "site": {"allow_null": True, "required": False}}
+
+    def get_effective_client(self, obj) -> int | None:
+        resolved = self.context.get("resolution")
+        if resolved is None:
+            return obj.client_id
+        target = resolved.get(obj.external_id)
+        return target[0] if target else None
+
+    def validate(self, attrs):
+        client: Client | None = attrs.get("client", getattr(self.instance, "client", None))
+        site: ClientSite | None = attrs.get("site")
+        if site is not None and (client is None or site.client_id != client.pk):
+            raise serializers.ValidationError({"site": ["The site must belong to the chosen client."]})
+        return attrs
+
+
+class JobSerializer(TenantModelSerializer):
+    provider = serializers.CharField(source="integration.provider", read_only=True, default=None)
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "provider", "state", "progress", "progress_detail", "summary", "error",
+                  "created_by", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields

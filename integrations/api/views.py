@@ -1,0 +1,229 @@
+"""/api/v1/integrations/...: tenant admins connect providers, map organizations and start jobs."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import transaction
+from django.db.models import Count, Q
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from assets.models import AssetExternalId
+from integrations import registry
+from integrations.models import ExternalOrganization, Integration, IntegrationStatus, Job
+from integrations.services import config, jobs, orgs
+from psa.api.permissions import IsTenantAdmin
+from psa.api.viewsets import TenantReadOnlyViewSet, TenantViewSetMixin
+
+from .serializers import ExternalOrganizationSerializer, IntegrationWriteSerializer, JobSerializer, integration_data
+
+SLUG_RE = r"[a-z0-9_-]+"
+
+
+def _counts() -> dict[str, dict[str, int]]:
+    """Per-provider counts for the current tenant, in two grouped queries."""
+    out: dict[str, dict[str, int]] = {}
+    rows = ExternalOrganization.objects.values("integration__provider").annotate(
+        organizations=Count("id"),
+        mapped_organizations=Count("id", filter=Q(client__isnull=False)),
+        missing_organizations=Count("id", filter=Q(missing_since__isnull=False)),
+    )
+    for r in rows:
+        out[r["integration__provider"]] = {
+            "organizations": r["organizations"], "mapped_organizations": r["mapped_organizations"],
+            "unmapped_organizations": r["organizations"] - r["mapped_organizations"],
+            "missing_organizations": r["missing_organizations"], "devices": 0,
+        }
+    for r in (AssetExternalId.objects.filter(asset__retired_at__isnull=True)
+              .values("provider").annotate(n=Count("asset_id", distinct=True))):
+        out.setdefault(r["provider"], {"organizations": 0, "mapped_organizations": 0, "unmapped_organizations": 0,
+                                       "missing_organizations": 0, "devices": 0})["devices"] = r["n"]
+    return out
+
+
+def _not_set_up(cls) -> ValidationError:
+    return ValidationError({"detail": f"{cls.name} is not set up yet: save it with PUT integrations/{cls.slug}/ first."})
+
+
+def _require(integration: Integration, capability: str | None, what: str) -> None:
+    cls = config.provider_class(integration.provider)
+    if capability and not getattr(cls.capabilities, capability):
+        raise ValidationError({"detail": f"{cls.name} does not support {what}."})
+    if config.takes_credentials(cls) and not integration.credentials_ciphertext:
+        raise ValidationError({"detail": f"Connect {cls.name} first (enter its credentials)."})
+
+
+class IntegrationViewSet(viewsets.ViewSet):
+    """One row per registered provider, addressed by its slug."""
+
+    permission_classes = [IsTenantAdmin]
+    lookup_field = "provider"
+    lookup_value_regex = SLUG_RE
+
+    def _existing(self, provider: str) -> Integration:
+        try:
+            return config.get_integration(provider)
+        except config.IntegrationNotFound:
+            raise _not_set_up(config.provider_class(provider)) from None
+
+    def list(self, request):
+        rows = {i.provider: i for i in Integration.objects.all()}
+        counts = _counts()
+        data = [
+            integration_data(rows.get(cls.slug) or config.unsaved_integration(cls.slug), counts.get(cls.slug))
+            for cls in registry.all_providers()
+        ]
+        return Response({"count": len(data), "next": None, "previous": None, "results": data})
+
+    def retrieve(self, request, provider=None):
+        config.provider_class(provider)  # unknown slug -> 404
+        integration = Integration.objects.filter(provider=provider).first() or config.unsaved_integration(provider)
+        return Response(integration_data(integration, _counts().get(provider)))
+
+    def update(self, request, provider=None):
+        config.provider_class(provider)
+        ser = IntegrationWriteSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        v = ser.validated_data
+        with transaction.atomic():  # a rejected first save leaves no row behind
+            integration = config.get_integration(provider, create=True)
+            config.update_integration(
+                integration, base_url=v.get("base_url"), credentials=v.get("credentials"), settings=v.get("settings"),
+                poll_interval_minutes=v.get("poll_interval_minutes"), poll_enabled=v.get("poll_enabled"),
+                enabled=v.get("enabled"), test=False,
+            )
+        cls = config.provider_class(provider)
+        connection = None
+        changed = "credentials" in v or "base_url" in v or "settings" in v
+        if config.takes_credentials(cls) and changed and integration.credentials_ciphertext:
+            connection = config.test_connection(integration)  # HTTP after commit
+            integration.refresh_from_db()
+        data = integration_data(integration, _counts().get(provider))
+        if connection is not None:
+            data["connection_test"] = {k: connection[k] for k in ("ok", "message")}
+        return Response(data)
+
+    def partial_update(self, request, provider=None):
+        return self.update(request, provider)
+
+    @action(detail=True, methods=["post"])
+    def test(self, request, provider=None):
+        integration = self._existing(provider)
+        result = config.test_connection(integration)
+        return Response({k: result[k] for k in ("ok", "status", "message", "account_name")})
+
+    @action(detail=True, methods=["get"])
+    def webhook(self, request, provider=None):
+        cls = config.provider_class(provider)
+        if not cls.capabilities.webhooks:
+            raise NotFound(f"{cls.name} does not receive webhooks.")
+        integration = config.get_integration(provider, create=True)
+        return Response(config.webhook_card(integration, request))
+
+    @action(detail=True, methods=["post"], url_path="webhook/rotate")
+    def webhook_rotate(self, request, provider=None):
+        cls = config.provider_class(provider)
+        if not cls.capabilities.webhooks:
+            raise NotFound(f"{cls.name} does not receive webhooks.")
+        integration = config.get_integration(provider, create=True)
+        config.rotate_webhook_secret(integration)
+        return Response(config.webhook_card(integration, request))
+
+    @action(detail=True, methods=["post"], url_path="devices/sync")
+    def devices_sync(self, request, provider=None):
+        integration = self._existing(provider)
+        _require(integration, "device_sync", "device sync")
+        return _accepted(jobs.start_job(integration, jobs.DEVICE_SYNC, created_by=request.user))
+
+    @action(detail=True, methods=["post"], url_path="alerts/poll")
+    def alerts_poll(self, request, provider=None):
+        integration = self._existing(provider)
+        _require(integration, "polling", "polling")
+        if integration.status != IntegrationStatus.CONNECTED:
+            raise ValidationError({"detail": "The integration is not connected; test the connection first."})
+        return _accepted(jobs.start_job(integration, jobs.POLL, created_by=request.user))
+
+
+def _accepted(job: Job) -> Response:
+    return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OrganizationFilter(django_filters.FilterSet):
+    mapped = django_filters.BooleanFilter(field_name="client", lookup_expr="isnull", exclude=True)
+    missing = django_filters.BooleanFilter(field_name="missing_since", lookup_expr="isnull", exclude=True)
+    client = django_filters.NumberFilter(field_name="client_id")
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
+
+    class Meta:
+        model = ExternalOrganization
+        fields: list[str] = []
+
+
+class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """integrations/{provider}/organizations/: list, map (PATCH {client}), sync, automap."""
+
+    serializer_class = ExternalOrganizationSerializer
+    permission_classes = [IsTenantAdmin]
+    filterset_class = OrganizationFilter
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.provider_cls = config.provider_class(self.kwargs["provider"])  # unknown slug -> 404
+
+    def queryset_for_tenant(self):
+        return ExternalOrganization.objects.filter(integration__provider=self.kwargs["provider"]).order_by("name", "id")
+
+    def get_serializer_context(self):
+        ctx = super().get_serializer_context()
+        if self.action == "list":
+            integration = Integration.objects.filter(provider=self.kwargs.get("provider")).first()
+            ctx["resolution"] = orgs.resolution_map(integration) if integration else {}
+        return ctx
+
+    def perform_update(self, serializer):
+        v = serializer.validated_data
+        org = serializer.instance
+        client = v["client"] if "client" in v else org.client
+        site = v.get("site") if "site" in v else (org.site if client == org.client else None)
+        orgs.set_mapping(org, client, site)
+
+    def _integration(self) -> Integration:
+        try:
+            return config.get_integration(self.kwargs["provider"])
+        except config.IntegrationNotFound:
+            raise _not_set_up(self.provider_cls) from None
+
+    @action(detail=False, methods=["post"])
+    def sync(self, request, provider=None):
+        integration = self._integration()
+        _require(integration, None, "organization sync")
+        return _accepted(jobs.start_job(integration, jobs.ORG_SYNC, created_by=request.user))
+
+    @action(detail=False, methods=["post"])
+    def automap(self, request, provider=None):
+        return Response(orgs.automap(self._integration()))
+
+
+class JobFilter(django_filters.FilterSet):
+    provider = django_filters.CharFilter(field_name="integration__provider")
+    kind = django_filters.CharFilter()
+    state = django_filters.CharFilter()
+
+    class Meta:
+        model = Job
+        fields: list[str] = []
+
+
+class JobViewSet(TenantReadOnlyViewSet):
+    serializer_class = JobSerializer
+    permission_classes = [IsTenantAdmin]
+    filterset_class = JobFilter
+    lookup_value_regex = r"\d+"
+
+    def queryset_for_tenant(self):
+        return Job.objects.select_related("integration").order_by("-created_at", "-id")
