@@ -50,8 +50,9 @@ def _check_status(board: Board, status: Status) -> None:
         raise TicketError(f"Status {status.name!r} does not belong to board {board.name!r}.", "status")
 
 
-def _record(ticket: Ticket, actor, kind: str, **data: Any) -> None:
-    TicketActivity.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, actor=actor, kind=kind, data=data)
+def _record(ticket: Ticket, actor, activity_kind: str, /, **data: Any) -> None:
+    # Positional-only kind: ``data`` may itself carry a "kind" (a note's kind).
+    TicketActivity.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, actor=actor, kind=activity_kind, data=data)
 
 
 @transaction.atomic
