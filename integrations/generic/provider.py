@@ -32,6 +32,8 @@ class GenericProvider(Provider):
 
     def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
         ev = normalize.read_event(request.body)
+        # The full parse is cheap (no network): run it here so any malformed body answers 400 at intake.
+        normalize.to_alert(ev)
         title = ev.body.get("title")
         summary = f"{ev.event} {ev.alert_id}" + (f": {title}" if isinstance(title, str) and title else "")
         return WebhookEnvelope(delivery_id=ev.delivery_id, summary=summary.replace("\x00", "")[:500])

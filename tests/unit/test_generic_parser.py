@@ -186,7 +186,10 @@ def test_malformed_envelopes_are_rejected_at_intake(body, reason):
         ({"occurred_at": {"at": 1}}, "occurred_at"),
     ],
 )
-def test_wrong_field_types_are_rejected_by_the_full_parse(patch, reason):
+def test_wrong_field_types_are_rejected_at_intake_and_by_the_full_parse(patch, reason):
+    with pytest.raises(WebhookParseError) as err:
+        GenericProvider(None).inspect_webhook(req(dict(BODY, **patch)))
+    assert reason in str(err.value)
     with pytest.raises(WebhookParseError) as err:
         parse(dict(BODY, **patch))
     assert reason in str(err.value)
