@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alert pipeline"
+
+    def ready(self):
+        from alerts import receivers  # noqa: F401  (connects the ticket-closed receiver)

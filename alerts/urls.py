@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from alerts.webhook import webhook
+
+urlpatterns = [
+    path("webhooks/<str:provider>/<str:key>/", webhook, name="alert-webhook"),
+]

@@ -1,0 +1,72 @@
+"""Attribute a normalized alert: organization -> client (through the mapping), device -> asset.
+
+Rules, decided on purpose:
+- an event that names an organization is attributed by that organization only; when it is not
+  mapped (no mapped ancestor either) the organization is recorded through ``orgs.discover`` so it
+  appears for mapping, and the alert has no client (state ``unmapped``);
+- an event that names no organization takes the client of its device's asset, if we know it;
+- the asset is found by the provider identity ``(provider, device id)``, else by serial number
+  within the resolved client; an asset of another client is never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F
+
+from assets.models import Asset, AssetExternalId
+from integrations.records import NormalizedAlert
+
+
+@dataclass
+class Attribution:
+    organization: Any = None  # integrations.ExternalOrganization
+    client_id: int | None = None
+    asset_id: int | None = None
+
+    @property
+    def mapped(self) -> bool:
+        return self.client_id is not None
+
+
+def attribute(integration, alert: NormalizedAlert) -> Attribution:
+    from integrations.services import orgs  # the framework's contract (docs/ARCHITECTURE.md)
+
+    result = Attribution()
+    named_org = bool(alert.organization_external_id)
+    if named_org:
+        resolved = orgs.resolve_organization(integration, alert.organization_external_id)
+        client = getattr(resolved, "client", None) if resolved is not None else None
+        if client is not None:
+            result.organization = resolved.organization
+            result.client_id = client.pk
+        else:
+            result.organization = orgs.discover(
+                integration,
+                alert.organization_external_id,
+                alert.organization_name or alert.organization_external_id,
+                alert.organization_parent_external_id,
+            )
+    asset = None
+    if alert.device_external_id:
+        identity = (
+            AssetExternalId.objects.filter(provider=alert.provider, external_id=alert.device_external_id)
+            .select_related("asset")
+            .first()
+        )
+        asset = identity.asset if identity is not None else None
+        if asset is not None:
+            if result.client_id is None and not named_org:
+                result.client_id = asset.client_id
+            elif asset.client_id != result.client_id:
+                asset = None
+    if asset is None and alert.serial_number and result.client_id is not None:
+        asset = (
+            Asset.objects.filter(client_id=result.client_id, serial_number=alert.serial_number)
+            .order_by(F("retired_at").asc(nulls_first=True), "id")  # a live asset before a retired one
+            .first()
+        )
+    result.asset_id = asset.pk if asset is not None else None
+    return result

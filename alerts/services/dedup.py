@@ -1,0 +1,70 @@
+"""One open ticket per (tenant, condition): decided by PostgreSQL, not by Python.
+
+``upsert_group`` is a single ``INSERT .. ON CONFLICT (tenant_id, dedup_key) WHERE
+state = 'open' DO UPDATE`` against the partial unique index ``one_open_group_per_key``.
+Concurrent firings of one condition wait on the first inserter's row and take the
+update branch, so 100 simultaneous deliveries make one group, one ticket and an
+occurrence count of 100. Everything here runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+
+from alerts.models import AlertGroup
+
+# Bump when the recipe changes: old open groups keep their keys and are never silently merged.
+DEDUP_VERSION = "v1"
+
+
+def dedup_key(provider: str, condition_key: str) -> str:
+    digest = hashlib.sha256(f"{provider}|{condition_key}".encode()).hexdigest()
+    return f"{DEDUP_VERSION}:{digest[:60]}"
+
+
+@dataclass
+class GroupRow:
+    id: int
+    ticket_id: int | None
+    occurrence_count: int
+    inserted: bool
+
+
+def upsert_group(*, tenant_id: int, key: str, condition_key: str, provider: str, rule_id: int | None, at) -> GroupRow:
+    table = connection.ops.quote_name(AlertGroup._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} AS g
+            (tenant_id, dedup_key, condition_key, provider, state, ticket_id, rule_id,
+             occurrence_count, first_seen, last_seen, closed_at)
+        VALUES (%s, %s, %s, %s, 'open', NULL, %s, 1, %s, %s, NULL)
+        ON CONFLICT (tenant_id, dedup_key) WHERE state = 'open'
+        DO UPDATE SET occurrence_count = g.occurrence_count + 1,
+                      last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen)
+        RETURNING g.id, g.ticket_id, g.occurrence_count, (g.xmax = 0) AS inserted
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, [tenant_id, key, condition_key[:500], provider, rule_id, at, at])
+        gid, ticket_id, count, inserted = cur.fetchone()
+    return GroupRow(gid, ticket_id, count, bool(inserted))
+
+
+def close_stale_group(group_id: int, *, undo_increment: bool) -> bool:
+    """Close an open group whose ticket is closed (conditional: only if still open).
+
+    ``undo_increment`` takes back the occurrence this transaction just added to it, since the
+    firing is about to be counted on the new group instead.
+    """
+    from django.db.models import F
+
+    changes = {"state": "closed", "closed_at": timezone.now()}
+    if undo_increment:
+        changes["occurrence_count"] = F("occurrence_count") - 1
+    return bool(AlertGroup.objects.filter(pk=group_id, state="open").update(**changes))
+
+
+def close_groups_of_ticket(ticket_id: int) -> int:
+    return AlertGroup.objects.filter(ticket_id=ticket_id, state="open").update(state="closed", closed_at=timezone.now())

@@ -1,0 +1,197 @@
+"""The inbound event log: store once, enqueue after commit, sweep what was left behind.
+
+Idempotency at the edge is the partial unique index ``(integration, delivery_id)``:
+the insert ignores conflicts and only the inserting request enqueues processing.
+A redelivery is still written down (status ``duplicate``, no delivery id,
+``duplicate_of`` set) so the log shows every request that arrived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.models import InboundEvent, InboundEventStatus
+from alerts.services.sql import insert_returning_id
+from alerts.services.text import clean, clean_json
+
+log = logging.getLogger(__name__)
+
+# Accepted events older than this and never enqueued (broker down) are swept.
+SWEEP_AFTER = dt.timedelta(seconds=60)
+# Enqueued but still unclaimed after this long: the message was probably lost (web process died
+# between commit and publish, or a broker restart without persistence). Re-enqueue; the claim
+# makes a duplicate message harmless.
+LOST_AFTER = dt.timedelta(minutes=15)
+SWEEP_BATCH = 500
+
+
+def lease() -> dt.timedelta:
+    """How long a claimed event belongs to its worker before another may take it over."""
+    return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_LEASE_SECONDS", 300))
+
+
+def body_delivery_id(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class StoredEvent:
+    id: int
+    duplicate_of: int | None = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.duplicate_of is not None
+
+
+def _row(integration, **values: Any) -> dict[str, Any]:
+    now = timezone.now()
+    row = {
+        "tenant_id": integration.tenant_id,
+        "integration_id": integration.pk,
+        "provider": integration.provider,
+        "received_at": now,
+        "headers": {},
+        "query": {},
+        "result": {},
+    }
+    row.update(values)
+    for key in ("error", "summary"):
+        if key in row:
+            row[key] = clean(row[key], 500 if key == "summary" else None)
+    for key in ("headers", "query", "result"):
+        row[key] = clean_json(row[key])
+    return row
+
+
+def store_failed(integration, *, body: bytes, error: str, summary: str = "", **request_meta: Any) -> int:
+    """Keep a request we refused (unparseable, oversized) so the admin can see why."""
+    now = timezone.now()
+    return insert_returning_id(
+        InboundEvent,
+        _row(
+            integration,
+            status=InboundEventStatus.FAILED,
+            delivery_id=None,
+            body=bytes(body),
+            error=error,
+            summary=summary,
+            processed_at=now,
+            **request_meta,
+        ),
+    )
+
+
+def store_accepted(integration, *, body: bytes, delivery_id: str | None, summary: str = "", source: str = "webhook",
+                   **request_meta: Any) -> StoredEvent:
+    """Insert the event once per delivery id and enqueue it after commit.
+
+    ``enqueued_at`` is written optimistically with the insert (saves a statement on the
+    hot path) and cleared again if the broker refuses the message.
+    """
+    delivery_id = clean(delivery_id, 255) if delivery_id else body_delivery_id(body)
+    now = timezone.now()
+    values = _row(
+        integration,
+        status=InboundEventStatus.ACCEPTED,
+        delivery_id=delivery_id,
+        source=source,
+        body=bytes(body),
+        summary=summary,
+        enqueued_at=now,
+        **request_meta,
+    )
+    with transaction.atomic():
+        event_id = insert_returning_id(
+            InboundEvent, values, "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING"
+        )
+        if event_id is not None:
+            tenant_id = integration.tenant_id
+            transaction.on_commit(lambda: enqueue(tenant_id, event_id))
+            return StoredEvent(event_id)
+        # Redelivery: the first row (committed, or its inserter waited on) is the event of record.
+        original = (
+            InboundEvent.objects.unscoped()
+            .filter(integration_id=integration.pk, delivery_id=delivery_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        dup_values = dict(values, status=InboundEventStatus.DUPLICATE, delivery_id=None, duplicate_of_id=original,
+                          enqueued_at=None, processed_at=now,
+                          summary=clean(f"Redelivery of event {original}" + (f": {summary}" if summary else ""), 500))
+        dup_id = insert_returning_id(InboundEvent, dup_values)
+        return StoredEvent(dup_id, duplicate_of=original or 0)
+
+
+def enqueue(tenant_id: int, event_id: int) -> bool:
+    """Publish the processing task; a broker failure leaves the event for the sweeper."""
+    from alerts.tasks import process_inbound_event
+
+    try:
+        process_inbound_event.apply_async(args=[tenant_id, event_id])
+        return True
+    except Exception as exc:  # kombu OperationalError, redis ConnectionError, ...: never fail the request
+        log.warning("inbound event %s not enqueued (%s); the sweeper will pick it up", event_id, type(exc).__name__)
+        InboundEvent.objects.unscoped().filter(pk=event_id, status=InboundEventStatus.ACCEPTED).update(enqueued_at=None)
+        return False
+
+
+def sweep(now: dt.datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str, int]:
+    """Re-enqueue accepted events left behind: never enqueued, lost, or abandoned by a dead worker.
+
+    Rows are picked with ``FOR UPDATE SKIP LOCKED`` and stamped before the lock is released,
+    so two sweepers (two beat hosts, or a slow run overlapping the next) never pick the same row.
+    """
+    now = now or timezone.now()
+    stale = now - SWEEP_AFTER
+    due = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - LOST_AFTER, claimed_at__isnull=True) | Q(
+        claimed_at__lt=now - lease()
+    )
+    with transaction.atomic():
+        rows = list(
+            InboundEvent.objects.unscoped()
+            .select_for_update(skip_locked=True)
+            .filter(due, status=InboundEventStatus.ACCEPTED, received_at__lt=stale)
+            .order_by("received_at", "id")
+            .values_list("pk", "tenant_id")[:limit]
+        )
+        if rows:
+            InboundEvent.objects.unscoped().filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=now)
+    enqueued = sum(1 for pk, tenant_id in rows if enqueue(tenant_id, pk))
+    if rows:
+        log.info("swept %d inbound events, %d enqueued", len(rows), enqueued)
+    return {"found": len(rows), "enqueued": enqueued}
+
+
+def claim(event_id: int) -> dt.datetime | None:
+    """Take the event for processing: returns the claim stamp (the fence for the final write),
+    or None when it is done, failed, or another worker holds a live lease."""
+    now = timezone.now()
+    taken = (
+        InboundEvent.objects.filter(pk=event_id, status=InboundEventStatus.ACCEPTED)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - lease()))
+        .update(claimed_at=now, attempts=F("attempts") + 1)
+    )
+    return now if taken else None
+
+
+def request_replay(event: InboundEvent) -> bool:
+    """Put an event back in the queue for another run (any status but duplicate)."""
+    if event.status == InboundEventStatus.DUPLICATE:
+        return False
+    now = timezone.now()
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=InboundEventStatus.ACCEPTED, claimed_at=None, replay_requested_at=now, enqueued_at=now, attempts=0
+    )
+    tenant_id, event_id = event.tenant_id, event.pk
+    transaction.on_commit(lambda: enqueue(tenant_id, event_id))
+    return True

@@ -1,0 +1,193 @@
+"""Webhook intake: authenticate, size-limit, store, enqueue, answer 202. Nothing else.
+
+Order of checks (each answer gives a guesser nothing it did not already know):
+404 unknown key or provider mismatch -> 413 over the size limit (kept as failed when the
+sender proved the secret) -> 401 wrong or missing secret -> 429 absurd flood -> 400 body the
+provider cannot read (kept as failed with the reason) -> 202 stored (also for a redelivery).
+
+Providers with a signature scheme (HMAC over the raw body) implement
+``verify_webhook_signature(request: WebhookRequest, secret: str) -> bool | None`` on their
+Provider class; returning None falls back to the shared-secret header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from alerts.services import events
+from alerts.services.text import clean
+from integrations.base import WebhookRequest
+from integrations.errors import WebhookParseError
+from integrations.models import Integration
+from integrations.registry import get_provider_class, is_registered
+from psa.tenancy import tenant_context
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+# Always redacted from the stored request, whatever the provider.
+SENSITIVE_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-psa-webhook-secret"}
+SENSITIVE_QUERY = {"secret", "token", "key", "api_key"}
+# How much of an oversized body is kept for the log.
+OVERSIZE_KEEP_BYTES = 64 * 1024
+LAST_WEBHOOK_EVERY = 60  # seconds: integration.last_webhook_at is a hint, not a counter
+
+
+def _answer(http_status: int, /, **body: Any) -> JsonResponse:
+    return JsonResponse(body, status=http_status)
+
+
+def _lookup(provider_slug: str, key: str) -> Integration | None:
+    if not key or len(key) > 64 or not is_registered(provider_slug):
+        return None
+    integration = Integration.objects.unscoped().filter(webhook_key=key).first()
+    if integration is None or integration.provider != provider_slug or not integration.enabled:
+        return None
+    return integration
+
+
+def _headers(request: HttpRequest) -> dict[str, str]:
+    return {k.lower(): clean(v) for k, v in request.headers.items()}
+
+
+def _query(request: HttpRequest) -> dict[str, str]:
+    return {clean(k): clean(v) for k, v in request.GET.items()}
+
+
+def redact(values: dict[str, str], names: set[str], secret: str) -> dict[str, str]:
+    """Copy with sensitive entries (by name, or carrying the secret) replaced."""
+    out = {}
+    for name, value in values.items():
+        hide = name.lower() in names or (secret and len(secret) >= 8 and secret in value)
+        out[name] = REDACTED if hide else value
+    return out
+
+
+def _secret(integration: Integration) -> str:
+    try:
+        return integration.get_webhook_secret()
+    except Exception as exc:  # undecryptable secret (key removed): refuse, and tell the operator, not the caller
+        log.error("webhook secret of integration %s cannot be decrypted (%s)", integration.pk, type(exc).__name__)
+        return ""
+
+
+def _shared_secret_ok(provider_cls, headers: dict[str, str], query: dict[str, str], secret: str) -> bool:
+    if not secret:
+        return False
+    supplied = headers.get(provider_cls.webhook_header.lower(), "")
+    if not supplied and provider_cls.webhook_secret_in_query:
+        supplied = query.get("secret", "")
+    return hmac.compare_digest(supplied.encode(), secret.encode())
+
+
+def _authenticated(provider_cls, integration, body: bytes | None, headers, query, secret: str) -> bool:
+    verify = getattr(provider_cls, "verify_webhook_signature", None)
+    if verify is not None and body is not None:
+        try:
+            verdict = verify(provider_cls(integration), WebhookRequest(body=body, headers=headers, query=query), secret)
+        except Exception as exc:
+            log.warning("signature check of integration %s raised %s", integration.pk, type(exc).__name__)
+            return False
+        if verdict is not None:
+            return bool(verdict)
+    return _shared_secret_ok(provider_cls, headers, query, secret)
+
+
+def flooded(integration_id: int) -> bool:
+    """More than PSA_WEBHOOK_FLOOD_PER_MINUTE requests this minute (far beyond any real RMM)."""
+    limit = getattr(settings, "PSA_WEBHOOK_FLOOD_PER_MINUTE", 0)
+    if not limit:
+        return False
+    key = f"psa:webhook-flood:{integration_id}:{int(time.time() // 60)}"
+    try:
+        cache.add(key, 0, timeout=120)
+        return cache.incr(key) > limit
+    except Exception:  # the cache being down must never refuse a real alert
+        return False
+
+
+def _touch(integration: Integration) -> None:
+    now = timezone.now()
+    last = integration.last_webhook_at
+    if last is None or (now - last).total_seconds() > LAST_WEBHOOK_EVERY:
+        Integration.objects.unscoped().filter(pk=integration.pk).update(last_webhook_at=now)
+
+
+def _content_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _answer(405, detail="Use POST.")
+    integration = _lookup(provider_slug, key)
+    if integration is None:
+        return _answer(404, detail="Not found.")
+    provider_cls = get_provider_class(provider_slug)
+    limit = settings.PSA_WEBHOOK_MAX_BYTES
+    headers, query = _headers(request), _query(request)
+    secret = _secret(integration)
+    redacted_names = SENSITIVE_HEADERS | {provider_cls.webhook_header.lower()}
+    meta = {
+        "headers": redact(headers, redacted_names, secret),
+        "query": redact(query, SENSITIVE_QUERY, secret),
+        "remote_addr": request.META.get("REMOTE_ADDR") or None,
+    }
+
+    with tenant_context(integration.tenant_id):
+        declared = _content_length(request)
+        if declared is not None and declared > limit:
+            return _oversized(integration, provider_cls, request.read(OVERSIZE_KEEP_BYTES), declared, headers, query,
+                              secret, meta)
+        body = request.read(limit + 1)
+        if len(body) > limit:
+            return _oversized(integration, provider_cls, body[:OVERSIZE_KEEP_BYTES], len(body), headers, query,
+                              secret, meta)
+        if not _authenticated(provider_cls, integration, body, headers, query, secret):
+            return _answer(401, detail="Unauthorized")
+        if flooded(integration.pk):
+            return _answer(429, detail="Too many requests for this integration; slow down.")
+        _touch(integration)
+        meta["size"] = len(body)
+        try:
+            envelope = provider_cls(integration).inspect_webhook(
+                WebhookRequest(body=body, headers=headers, query=query)
+            )
+        except WebhookParseError as exc:
+            reason = clean(str(exc), 1000) or "The body could not be read."
+            event_id = events.store_failed(integration, body=body, error=reason, summary="Unreadable webhook", **meta)
+            return _answer(400, detail=f"Unreadable webhook: {reason}", event_id=event_id)
+        stored = events.store_accepted(
+            integration, body=body, delivery_id=envelope.delivery_id, summary=envelope.summary or "", **meta
+        )
+    if stored.is_duplicate:
+        return _answer(202, status="accepted", event_id=stored.id, duplicate=True)
+    return _answer(202, status="accepted", event_id=stored.id)
+
+
+def _oversized(integration, provider_cls, kept: bytes, size: int, headers, query, secret, meta) -> HttpResponse:
+    limit = settings.PSA_WEBHOOK_MAX_BYTES
+    # Only a sender that proved the shared secret gets its refused request logged; a signature
+    # cannot be checked without the whole body, so those are refused without a trace.
+    if getattr(provider_cls, "verify_webhook_signature", None) is None:
+        if not _shared_secret_ok(provider_cls, headers, query, secret):
+            return _answer(401, detail="Unauthorized")
+        events.store_failed(
+            integration,
+            body=kept,
+            error=f"Body of {size} bytes is over the {limit}-byte limit; the first {len(kept)} bytes are kept.",
+            summary="Oversized webhook",
+            **dict(meta, size=min(size, 2**31 - 1)),
+        )
+    return _answer(413, detail=f"Body over the {limit}-byte limit.")

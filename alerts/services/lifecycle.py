@@ -1,0 +1,156 @@
+"""Lifecycle: an alert resolves -> note, maybe close; a person closes -> reset in the provider.
+
+Resolve is a conditional UPDATE (only an open alert, only if the event is not older than
+what we already know), so stale and duplicate resolves change nothing. The ticket is closed
+only when the rule allows it, nobody has touched the ticket, and no other alert on it is
+still active, all checked under row locks taken in the same order as the dedup path
+(group, then ticket) so the two never deadlock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import Alert, AlertGroup, AlertState
+from alerts.services import dedup
+from alerts.services.text import clean
+from alerts.services.ticketing import closed_status_for
+from integrations.errors import ProviderError
+from integrations.registry import get_provider_class
+from tickets.models import NoteKind, Ticket
+from tickets.services import add_note, human_touched, update_ticket
+
+log = logging.getLogger(__name__)
+
+RESOLVABLE = (AlertState.ACTIVE, AlertState.SUPPRESSED, AlertState.UNMAPPED)
+RESET_LEASE = dt.timedelta(minutes=10)
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider reported it resolved") -> dict:
+    """Resolve one alert and follow through on its ticket. Returns what happened."""
+    outcome = {"alert": alert.pk, "action": "resolve_ignored", "ticket": alert.ticket_id, "rule": alert.rule_id}
+    with transaction.atomic():
+        changed = Alert.objects.filter(pk=alert.pk, state__in=RESOLVABLE, last_event_at__lte=at).update(
+            state=AlertState.RESOLVED, resolved_at=at, last_event_at=at, last_seen=timezone.now()
+        )
+        if not changed:
+            return outcome  # already resolved, ignored, or this event is older than one we applied
+        alert.state, alert.resolved_at, alert.last_event_at = AlertState.RESOLVED, at, at
+        outcome["action"] = "resolved"
+        if alert.group_id:  # lock order: group, then ticket (the dedup path's order)
+            AlertGroup.objects.select_for_update().filter(pk=alert.group_id).first()
+        if alert.ticket_id is None:
+            if alert.group_id and not Alert.objects.filter(group_id=alert.group_id, state=AlertState.ACTIVE).exists():
+                AlertGroup.objects.filter(pk=alert.group_id, state="open").update(state="closed", closed_at=timezone.now())
+            return outcome
+        ticket = Ticket.objects.select_for_update().filter(pk=alert.ticket_id).first()
+        if ticket is None:
+            return outcome
+        note = f"Alert resolved at {_when(at)} ({why}): {alert.title or alert.condition_key}."
+        if ticket.status.is_closed:
+            add_note(ticket, kind=NoteKind.SYSTEM, body=note)
+            return outcome
+        rule = alert.rule if alert.rule_id else None
+        others = Alert.objects.filter(ticket_id=ticket.pk, state=AlertState.ACTIVE).exclude(pk=alert.pk).count()
+        touched = human_touched(ticket.pk)
+        if rule is not None and not rule.auto_close:
+            note += " The rule does not close tickets automatically."
+        elif others:
+            note += f" The ticket stays open: {others} other alert(s) on it are still active."
+        elif touched:
+            note += " The ticket stays open because someone has worked on it."
+        else:
+            closed = closed_status_for(ticket.board)
+            if closed is None:
+                note += " The board has no closed status, so the ticket stays open."
+            else:
+                add_note(ticket, kind=NoteKind.SYSTEM, body=note + " Closed automatically: nobody had worked on it.")
+                update_ticket(ticket, actor=None, changes={"status": closed})
+                dedup.close_groups_of_ticket(ticket.pk)
+                outcome["action"] = "resolved_ticket_closed"
+                return outcome
+        add_note(ticket, kind=NoteKind.SYSTEM, body=note)
+    return outcome
+
+
+# -- a person closed the ticket ---------------------------------------------------------
+
+
+def ticket_closed_by_user(ticket_id: int) -> bool:
+    """Close the ticket's open groups now (the next firing opens a new ticket); True when
+    there are active alerts to reset in their providers."""
+    dedup.close_groups_of_ticket(ticket_id)
+    return Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).exists()
+
+
+def reset_alerts_for_ticket(ticket_id: int) -> dict[str, int]:
+    summary = {"done": 0, "failed": 0, "skipped": 0}
+    for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related("rule", "integration"):
+        summary[reset_alert(alert)] += 1
+    return summary
+
+
+def reset_alert(alert: Alert) -> str:
+    """Ask the provider to reset/resolve one alert; the result is recorded on the alert.
+
+    Never raises: a provider failure is written to ``reset_error`` (and a ticket note) and the
+    ticket stays closed. Provider calls happen outside any transaction.
+    """
+    try:
+        provider_cls = get_provider_class(alert.provider)
+    except LookupError:
+        provider_cls = None
+    if alert.rule_id and not alert.rule.reset_on_close:
+        return _mark(alert, "skipped", "The rule does not reset alerts on close.")
+    if provider_cls is None or not provider_cls.capabilities.reset_on_close:
+        return _mark(alert, "skipped", "This provider cannot reset alerts.")
+    now = timezone.now()
+    claimed = (
+        Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE)
+        .exclude(reset_status="done")
+        .exclude(reset_status="pending", reset_at__gt=now - RESET_LEASE)
+        .update(reset_status="pending", reset_at=now, reset_error="")
+    )
+    if not claimed:
+        return "skipped"
+    error = ""
+    provider = provider_cls(alert.integration)
+    try:
+        provider.reset_alert(alert.external_id)
+    except ProviderError as exc:
+        error = clean(str(exc), 1000) or type(exc).__name__
+    except Exception as exc:  # a provider bug: record its kind only (messages may carry request details)
+        log.exception("reset of alert %s in %s failed", alert.pk, alert.provider)
+        error = f"Unexpected error ({type(exc).__name__})."
+    finally:
+        try:
+            provider.close()
+        except Exception:
+            pass
+    done = timezone.now()
+    with transaction.atomic():
+        if error:
+            Alert.objects.filter(pk=alert.pk).update(reset_status="failed", reset_error=error, reset_at=done)
+            body = f"Could not reset {alert.provider} alert {alert.external_id}: {error}"
+        else:
+            Alert.objects.filter(pk=alert.pk).update(reset_status="done", reset_error="", reset_at=done)
+            Alert.objects.filter(pk=alert.pk, state__in=RESOLVABLE).update(
+                state=AlertState.RESOLVED, resolved_at=done, last_event_at=done
+            )
+            body = f"Reset {alert.provider} alert {alert.external_id} after the ticket was closed."
+        if alert.ticket_id:
+            add_note(Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body)
+    return "failed" if error else "done"
+
+
+def _mark(alert: Alert, status: str, reason: str) -> str:
+    Alert.objects.filter(pk=alert.pk).exclude(reset_status="done").update(reset_status=status, reset_error=reason)
+    return status

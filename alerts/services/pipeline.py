@@ -1,0 +1,302 @@
+"""The shared alert pipeline: everything after "a provider said something".
+
+``ingest_normalized`` takes one NormalizedAlert (from a webhook, a poll or a replay) through
+attribute -> suppress -> rules -> dedup -> ticket. Idempotency rests on two constraints:
+the alert itself is unique per ``(integration, external_id)`` (a redelivered trigger finds its
+row and changes nothing) and the open group per ``(tenant, dedup_key)`` (see dedup.py). A new
+alert's row, its group upsert and its ticket are written in one short transaction, so a worker
+killed half-way leaves nothing behind and the rerun does the work exactly once.
+
+Every returned Alert carries ``alert.outcome``: {"alert", "action", "ticket", "rule"} where
+action is one of ticket_created, occurrence, suppressed, ignored, unmapped, redelivery,
+updated, reevaluated:<action>, refired:<action>, resolved, resolved_ticket_closed,
+resolve_ignored, resolved_unseen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import Alert, AlertGroup, AlertState
+from alerts.services import dedup, lifecycle, notify, ticketing
+from alerts.services.attribution import Attribution, attribute
+from alerts.services.sql import insert_returning_id
+from alerts.services.text import clean, clean_json
+from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
+from psa.tenancy import tenant_context
+from tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+
+# Sources: webhook | poll | replay. A replay re-evaluates unmapped and ignored alerts (after a
+# mapping or rule fix); a poll re-evaluates unmapped ones (the admin mapped the organization).
+REEVALUATE_ON = {"replay": (AlertState.UNMAPPED, AlertState.IGNORED), "poll": (AlertState.UNMAPPED,)}
+# reconcile() leaves alerts this young alone: the poll's snapshot may predate them.
+RECONCILE_GRACE = dt.timedelta(minutes=2)
+
+
+def _sanitized(alert: NormalizedAlert) -> NormalizedAlert:
+    severity = (alert.severity or "medium").lower()
+    return dataclasses.replace(
+        alert,
+        external_id=clean(alert.external_id, 255),
+        condition_key=clean(alert.condition_key, 500) or clean(alert.external_id, 500),
+        severity=severity if severity in SEVERITIES else "medium",
+        title=clean(alert.title, 500),
+        message=clean(alert.message),
+        alert_type=clean(alert.alert_type, 100),
+        device_external_id=clean(alert.device_external_id, 255) or None,
+        device_name=clean(alert.device_name, 255),
+        serial_number=clean(alert.serial_number, 255),
+        organization_external_id=clean(alert.organization_external_id, 255) or None,
+        organization_name=clean(alert.organization_name, 500),
+        organization_parent_external_id=clean(alert.organization_parent_external_id, 255) or None,
+        raw=clean_json(alert.raw or {}),
+    )
+
+
+def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbound_event=None) -> Alert:
+    """Take one normalized alert through the pipeline; returns its Alert row (with ``.outcome``)."""
+    with tenant_context(integration.tenant_id):
+        na = _sanitized(alert)
+        if not na.external_id:
+            raise ValueError(f"{integration.provider}: normalized alert without an external id")
+        now = timezone.now()
+        # A clock ahead of ours must not put the alert out of reach of resolves and reconcile.
+        at = min(na.occurred_at, now) if na.occurred_at else now
+        existing = Alert.objects.filter(integration=integration, external_id=na.external_id).first()
+        if na.event == AlertEventKind.RESOLVED:
+            return _resolve_event(integration, na, existing, at)
+        if existing is not None:
+            return _known(integration, existing, na, source, at)
+        attribution = attribute(integration, na)
+        with transaction.atomic():
+            created = _insert(integration, na, attribution, at, now)
+            if created is not None:
+                created.outcome = evaluate(created, now=now)
+                return created
+        # Lost a race with a concurrent delivery of the same alert id: that one did the work.
+        return _known(integration, Alert.objects.get(integration=integration, external_id=na.external_id), na, source, at)
+
+
+def _insert(integration, na: NormalizedAlert, attribution: Attribution, at, now, state=AlertState.ACTIVE) -> Alert | None:
+    values = {
+        "tenant_id": integration.tenant_id,
+        "integration_id": integration.pk,
+        "provider": integration.provider,
+        "external_id": na.external_id,
+        "condition_key": na.condition_key,
+        "dedup_key": dedup.dedup_key(integration.provider, na.condition_key),
+        "severity": na.severity,
+        "title": na.title,
+        "message": na.message,
+        "alert_type": na.alert_type,
+        "state": state,
+        "device_external_id": na.device_external_id or "",
+        "device_name": na.device_name,
+        "organization_external_id": na.organization_external_id or "",
+        "organization_id": getattr(attribution.organization, "pk", None),
+        "asset_id": attribution.asset_id,
+        "client_id": attribution.client_id,
+        "first_seen": at,
+        "last_seen": now,
+        "last_event_at": at,
+        "resolved_at": at if state == AlertState.RESOLVED else None,
+        "raw": na.raw,
+        "created_at": now,
+    }
+    pk = insert_returning_id(Alert, values, "ON CONFLICT (integration_id, external_id) DO NOTHING")
+    if pk is None:
+        return None
+    alert = Alert(pk=pk, **values)
+    alert._state.adding = False
+    return alert
+
+
+def evaluate(alert: Alert, *, now: dt.datetime) -> dict:
+    """Suppress -> rules -> dedup for an attributed alert, inside the caller's transaction."""
+    from alerts.services.rules import alert_context, match_rule
+    from alerts.services.windows import matching_window
+
+    outcome = {"alert": alert.pk, "action": "", "ticket": None, "rule": None}
+    fields = ["state", "rule", "group", "ticket", "suppressed_by", "suppressed_until"]
+    alert.suppressed_by, alert.suppressed_until = None, None
+    if alert.client_id is None:
+        alert.state = AlertState.UNMAPPED
+        alert.save(update_fields=fields)
+        outcome["action"] = "unmapped"
+        return outcome
+    ctx = alert_context(alert)
+    window = matching_window(alert.tenant_id, ctx, now)
+    if window is not None:
+        alert.state = AlertState.SUPPRESSED
+        alert.suppressed_by, alert.suppressed_until = window
+        alert.save(update_fields=fields)
+        outcome.update(action="suppressed", window=window[0].pk, until=window[1].isoformat())
+        return outcome
+    rule = match_rule(ctx)
+    alert.rule = rule
+    outcome["rule"] = rule.pk
+    if rule.action == "ignore":
+        alert.state = AlertState.IGNORED
+        alert.save(update_fields=fields)
+        outcome["action"] = "ignored"
+        return outcome
+    ticket_id, created = _attach(alert, rule, ctx, now)
+    alert.state = AlertState.ACTIVE
+    alert.ticket_id = ticket_id
+    alert.save(update_fields=fields)
+    outcome.update(action="ticket_created" if created else "occurrence", ticket=ticket_id)
+    return outcome
+
+
+def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
+    """Count the firing on the condition's open group; make its ticket when the group is new."""
+    for _ in range(5):
+        row = dedup.upsert_group(
+            tenant_id=alert.tenant_id, key=alert.dedup_key, condition_key=alert.condition_key,
+            provider=alert.provider, rule_id=rule.pk, at=now,
+        )
+        alert.group_id = row.id
+        if row.ticket_id is None:  # a new group (or its ticket was deleted): make the ticket now
+            ticket = ticketing.create_alert_ticket(alert, rule, ctx)
+            AlertGroup.objects.filter(pk=row.id).update(ticket_id=ticket.pk)
+            notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
+            return ticket.pk, True
+        closed = Ticket.objects.filter(pk=row.ticket_id, status__is_closed=True).exists()
+        if closed:
+            # The ticket was closed without us hearing of it: retire the group and open a new one.
+            dedup.close_stale_group(row.id, undo_increment=True)
+            continue
+        ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count)
+        return row.ticket_id, False
+    raise RuntimeError(f"could not settle the open group of {alert.dedup_key}")
+
+
+def _known(integration, alert: Alert, na: NormalizedAlert, source: str, at) -> Alert:
+    """A trigger/update for an alert id we already have."""
+    outcome = {"alert": alert.pk, "action": "redelivery", "ticket": alert.ticket_id, "rule": alert.rule_id}
+    now = timezone.now()
+    if alert.state in REEVALUATE_ON.get(source, ()):
+        return _reevaluate(integration, alert, na, now, expect=alert.state, label="reevaluated")
+    if alert.state == AlertState.RESOLVED and na.occurred_at and at > alert.last_event_at:
+        # The same alert id fired again after it resolved (some RMMs reuse ids): a new firing.
+        return _reevaluate(integration, alert, na, now, expect=AlertState.RESOLVED, label="refired", at=at)
+    if na.event == AlertEventKind.UPDATED and at >= alert.last_event_at:
+        Alert.objects.filter(pk=alert.pk, last_event_at__lte=at).update(
+            severity=na.severity, title=na.title or alert.title, message=na.message or alert.message,
+            last_seen=now, last_event_at=at,
+        )
+        outcome["action"] = "updated"
+    alert.outcome = outcome
+    return alert
+
+
+def _reevaluate(integration, alert: Alert, na: NormalizedAlert, now, *, expect: str, label: str, at=None) -> Alert:
+    attribution = attribute(integration, na)
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().filter(pk=alert.pk, state=expect).first()
+        if locked is None:  # someone else moved it on meanwhile
+            alert.refresh_from_db()
+            alert.outcome = {"alert": alert.pk, "action": "redelivery", "ticket": alert.ticket_id, "rule": alert.rule_id}
+            return alert
+        locked.client_id = attribution.client_id
+        locked.asset_id = attribution.asset_id
+        locked.organization_id = getattr(attribution.organization, "pk", None)
+        locked.last_seen = now
+        update = ["client", "asset", "organization", "last_seen"]
+        if label == "refired":
+            locked.group_id = locked.ticket_id = None
+            locked.resolved_at = None
+            locked.last_event_at = at
+            locked.occurrence_count += 1
+            locked.severity, locked.title, locked.message = na.severity, na.title or locked.title, na.message or locked.message
+            update += ["group", "ticket", "resolved_at", "last_event_at", "occurrence_count", "severity", "title", "message"]
+        locked.save(update_fields=update)
+        outcome = evaluate(locked, now=now)
+    outcome["action"] = f"{label}:{outcome['action']}"
+    locked.outcome = outcome
+    return locked
+
+
+def _resolve_event(integration, na: NormalizedAlert, alert: Alert | None, at) -> Alert:
+    if alert is None:
+        # Resolve before (or without) its trigger: keep it as resolved, so a late trigger for this
+        # id is a redelivery and opens nothing.
+        now = timezone.now()
+        with transaction.atomic():
+            alert = _insert(integration, na, attribute(integration, na), at, now, state=AlertState.RESOLVED)
+        if alert is not None:
+            alert.outcome = {"alert": alert.pk, "action": "resolved_unseen", "ticket": None, "rule": None}
+            return alert
+        alert = Alert.objects.get(integration=integration, external_id=na.external_id)
+    alert.outcome = lifecycle.resolve_alert(alert, at=at)
+    return alert
+
+
+def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime | None = None) -> dict:
+    """Resolve our open alerts of ``integration`` that the provider no longer reports as active.
+
+    Call only with the provider's complete active set. Alerts newer than ``as_of`` (default:
+    two minutes ago) are left alone: the provider's snapshot may have been taken before them.
+    """
+    with tenant_context(integration.tenant_id):
+        now = timezone.now()
+        as_of = as_of or now - RECONCILE_GRACE
+        active = {str(x) for x in active_external_ids}
+        candidates = list(
+            Alert.objects.filter(integration=integration, state__in=lifecycle.RESOLVABLE, last_event_at__lte=as_of)
+            .only("pk", "external_id", "state", "ticket_id", "group_id", "rule_id", "title", "condition_key", "tenant_id")
+        )
+        summary = {"open": len(candidates), "still_active": 0, "resolved": 0, "tickets_closed": 0}
+        for alert in candidates:
+            if alert.external_id in active:
+                summary["still_active"] += 1
+                continue
+            outcome = lifecycle.resolve_alert(alert, at=now, why="the provider no longer reports it")
+            if outcome["action"].startswith("resolved"):
+                summary["resolved"] += 1
+            if outcome["action"] == "resolved_ticket_closed":
+                summary["tickets_closed"] += 1
+        return summary
+
+
+def reevaluate_suppressed(alert_id: int, now: dt.datetime | None = None) -> dict | None:
+    """Run an alert whose maintenance window ended through suppress/rules/dedup again."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(skip_locked=True)
+            .filter(pk=alert_id, state=AlertState.SUPPRESSED, suppressed_until__lte=now)
+            .first()
+        )
+        if alert is None:
+            return None
+        outcome = evaluate(alert, now=now)
+    outcome["action"] = f"window_ended:{outcome['action']}"
+    return outcome
+
+
+def reevaluate_ended_windows(limit: int = 500) -> dict[str, int]:
+    """Every tenant's suppressed alerts whose window occurrence is over (the beat task)."""
+    now = timezone.now()
+    rows = list(
+        Alert.objects.unscoped()
+        .filter(state=AlertState.SUPPRESSED, suppressed_until__lte=now)
+        .order_by("suppressed_until", "id")
+        .values_list("pk", "tenant_id")[:limit]
+    )
+    done = 0
+    for pk, tenant_id in rows:
+        with tenant_context(tenant_id):
+            try:
+                if reevaluate_suppressed(pk, now) is not None:
+                    done += 1
+            except Exception:  # one bad alert must not hold back the others
+                log.exception("re-evaluating suppressed alert %s failed", pk)
+    return {"due": len(rows), "reevaluated": done}

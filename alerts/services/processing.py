@@ -1,0 +1,166 @@
+"""Processing one stored inbound event (the ``alerts.process_inbound_event`` task).
+
+Exactly once, even when a worker dies mid-task:
+- the event is *claimed* with a conditional UPDATE (still accepted, and no live lease);
+  a message delivered twice, or a sweeper re-enqueue, finds nothing to claim;
+- every alert is ingested in its own short transaction whose effects are idempotent
+  (alert unique per integration + external id, group upsert), so a rerun after a crash
+  skips what was already written and does the rest;
+- the final status write is fenced on the claim stamp, so a worker that lost its lease
+  cannot overwrite the result of the one that took over.
+
+Parsing may call the provider's API (salvaging a broken body): it runs outside any
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils import timezone
+
+from alerts.models import InboundEvent, InboundEventStatus
+from alerts.services import events
+from alerts.services.pipeline import ingest_normalized
+from alerts.services.text import clean
+from integrations.base import WebhookRequest
+from integrations.errors import ProviderError, WebhookParseError
+from integrations.registry import get_provider
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+TRANSIENT = (OperationalError, InterfaceError)
+
+ACTION_WORDS = {
+    "ticket_created": "new ticket",
+    "occurrence": "occurrence on an open ticket",
+    "suppressed": "suppressed by a maintenance window",
+    "ignored": "ignored by rule",
+    "unmapped": "unmapped organization",
+    "redelivery": "already received",
+    "updated": "updated",
+    "resolved": "resolved",
+    "resolved_ticket_closed": "resolved, ticket closed",
+    "resolve_ignored": "resolve changed nothing",
+    "resolved_unseen": "resolve for an alert never seen",
+}
+
+
+def _finish(event_id: int, fence, **changes: Any) -> bool:
+    if "error" in changes:
+        changes["error"] = clean(changes["error"], 2000)
+    if "summary" in changes:
+        changes["summary"] = clean(changes["summary"], 500)
+    return bool(
+        InboundEvent.objects.filter(pk=event_id, status=InboundEventStatus.ACCEPTED, claimed_at=fence).update(
+            processed_at=timezone.now(), replay_requested_at=None, **changes
+        )
+    )
+
+
+def process_event(event_id: int) -> dict | None:
+    fence = events.claim(event_id)
+    if fence is None:
+        return None  # processed, failed, duplicate, or another worker holds it
+    event = InboundEvent.objects.select_related("integration").get(pk=event_id)
+    if event.attempts > MAX_ATTEMPTS:
+        _finish(event_id, fence, status=InboundEventStatus.FAILED,
+                error=f"Gave up after {MAX_ATTEMPTS} attempts: processing never completed (worker crash?).")
+        return None
+    replay = event.replay_requested_at is not None
+    # The provider's own one-line summary from intake (kept in the result across replays).
+    envelope = (event.result or {}).get("envelope", event.summary) or ""
+    integration = event.integration
+    request = WebhookRequest(body=bytes(event.body), headers=event.headers or {}, query=event.query or {},
+                             extra={"event_id": event.pk})
+    provider = get_provider(integration)
+    try:
+        normalized = list(provider.parse_webhook(request))
+    except (WebhookParseError, ProviderError) as exc:
+        _finish(event_id, fence, status=InboundEventStatus.FAILED, error=str(exc) or type(exc).__name__,
+                summary=envelope or "Unreadable webhook")
+        return None
+    except TRANSIENT:
+        _release(event_id, fence)
+        raise
+    except Exception as exc:
+        log.exception("%s parser failed on inbound event %s", integration.provider, event_id)
+        _finish(event_id, fence, status=InboundEventStatus.FAILED,
+                error=f"The {integration.provider} parser failed ({type(exc).__name__}).")
+        return None
+    finally:
+        try:
+            provider.close()
+        except Exception:
+            pass
+    salvaged = bool(request.extra.get("salvaged"))
+    source = "replay" if replay else (event.source or "webhook")
+    outcomes: list[dict] = []
+    try:
+        for na in normalized:
+            outcomes.append(ingest_normalized(integration, na, source=source, inbound_event=event).outcome)
+    except TRANSIENT:
+        _release(event_id, fence)
+        raise
+    except Exception as exc:
+        log.exception("pipeline failed on inbound event %s", event_id)
+        result = build_result(outcomes, replay=replay, envelope=envelope)
+        _finish(event_id, fence, status=InboundEventStatus.FAILED, result=result, salvaged=salvaged,
+                error=f"Pipeline error after {len(outcomes)} of {len(normalized)} alert(s) ({type(exc).__name__}). "
+                      "Replay the event once the cause is fixed; alerts already ingested are not counted twice.",
+                summary=summarize(outcomes, envelope))
+        return result
+    result = build_result(outcomes, replay=replay, envelope=envelope)
+    _finish(event_id, fence, status=InboundEventStatus.PROCESSED, result=result, error="", salvaged=salvaged,
+            summary=summarize(outcomes, envelope))
+    return result
+
+
+def _release(event_id: int, fence) -> None:
+    """Give the event back (transient database trouble): the retry or the sweeper takes it again."""
+    try:
+        InboundEvent.objects.filter(pk=event_id, claimed_at=fence).update(claimed_at=None)
+    except DatabaseError:
+        pass
+
+
+def build_result(outcomes: list[dict], *, replay: bool = False, envelope: str = "") -> dict:
+    tickets = []
+    for o in outcomes:
+        if o.get("ticket") and o["ticket"] not in tickets:
+            tickets.append(o["ticket"])
+    rule = next((o["rule"] for o in outcomes if o.get("rule")), None)
+    result = {
+        "alerts": [o["alert"] for o in outcomes],
+        "tickets": tickets,
+        "rule": rule,
+        "actions": [o["action"] for o in outcomes],
+        "details": outcomes,
+        "envelope": envelope,
+    }
+    if replay:
+        result["replayed_at"] = timezone.now().isoformat()
+    return result
+
+
+def summarize(outcomes: list[dict], intake_summary: str = "") -> str:
+    if not outcomes:
+        words = "no alerts in this event"
+    elif len(outcomes) == 1:
+        action = outcomes[0]["action"]
+        words = ACTION_WORDS.get(action.split(":")[-1], action)
+        if ":" in action:
+            words = f"{action.split(':')[0].replace('_', ' ')}: {words}"
+        if outcomes[0].get("ticket"):
+            words += f" (ticket {outcomes[0]['ticket']})"
+    else:
+        counts: dict[str, int] = {}
+        for o in outcomes:
+            counts[o["action"]] = counts.get(o["action"], 0) + 1
+        words = f"{len(outcomes)} alerts: " + ", ".join(
+            f"{n} {ACTION_WORDS.get(a.split(':')[-1], a)}" for a, n in sorted(counts.items())
+        )
+    return f"{intake_summary} - {words}" if intake_summary else words[:1].upper() + words[1:]

@@ -1,0 +1,236 @@
+"""POST /webhooks/{provider}/{key}/: answers, the event log, redelivery, broker outages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from unittest import mock
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from alerts.models import Alert, InboundEvent
+from alerts.services import events as event_svc
+from alerts.tasks import process_inbound_event, sweep_inbound_events
+from integrations.models import Integration
+from psa.tenancy import tenant_context
+from tests.integration.pipeline_support import SECRET, setup_fake, trigger
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fx(tenant_a, fake_provider):
+    return setup_fake(tenant_a.tenant)
+
+
+def _events(fx, **filters):
+    return list(InboundEvent.objects.unscoped().filter(integration=fx.integration, **filters).order_by("id"))
+
+
+def test_accepted_event_is_processed_into_a_ticket(fx):
+    r = fx.post(trigger("a-1"))
+    assert r.status_code == 202, r.content
+    body = r.json()
+    assert body["status"] == "accepted" and isinstance(body["event_id"], int)
+    event = InboundEvent.objects.unscoped().get(pk=body["event_id"])
+    assert event.status == "processed", event.error
+    assert event.attempts == 1 and event.processed_at is not None
+    assert event.result["actions"] == ["ticket_created"]
+    (ticket,) = fx.tickets()
+    assert ticket.source == "alert" and ticket.client_id == fx.client.pk
+    assert event.result["tickets"] == [ticket.pk]
+    assert "new ticket" in event.summary
+    fx.integration.refresh_from_db()
+    assert fx.integration.last_webhook_at is not None
+
+
+def test_unknown_key_and_provider_mismatch_are_404(fx, tenant_b):
+    r = fx.post(trigger("a-1"), http=None)
+    assert r.status_code == 202
+    from django.test import Client
+
+    http = Client()
+    bad_key = http.post("/webhooks/fake/not-a-key/", data="{}", content_type="application/json",
+                        HTTP_X_PSA_WEBHOOK_SECRET=SECRET)
+    assert bad_key.status_code == 404 and bad_key.json() == {"detail": "Not found."}
+    wrong_provider = http.post(f"/webhooks/generic/{fx.integration.webhook_key}/", data="{}",
+                               content_type="application/json", HTTP_X_PSA_WEBHOOK_SECRET=SECRET)
+    assert wrong_provider.status_code == 404
+    unknown_provider = http.post(f"/webhooks/nope/{fx.integration.webhook_key}/", data="{}",
+                                 content_type="application/json")
+    assert unknown_provider.status_code == 404
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong-secret", SECRET[:-1]])
+def test_wrong_or_missing_secret_is_401_without_hint_and_not_stored(fx, secret):
+    r = fx.post(trigger("a-1"), secret=secret)
+    assert r.status_code == 401
+    assert r.json() == {"detail": "Unauthorized"}
+    assert _events(fx) == []
+
+
+def test_secret_in_query_only_for_providers_that_need_it(fx, fake_provider):
+    from django.test import Client
+
+    url = f"{fx.url}?secret={SECRET}"
+    r = Client().post(url, data=json.dumps(trigger("q-1")), content_type="application/json")
+    assert r.status_code == 401
+    fake_provider.webhook_secret_in_query = True
+    r = Client().post(url, data=json.dumps(trigger("q-1")), content_type="application/json")
+    assert r.status_code == 202
+    (event,) = _events(fx)
+    assert event.query == {"secret": "[redacted]"}
+
+
+def test_secret_and_auth_headers_are_redacted_in_the_log(fx):
+    r = fx.post(trigger("a-1"), HTTP_AUTHORIZATION="Bearer abc", HTTP_X_TRACE="t-1")
+    assert r.status_code == 202
+    (event,) = _events(fx)
+    assert event.headers["x-psa-webhook-secret"] == "[redacted]"
+    assert event.headers["authorization"] == "[redacted]"
+    assert event.headers["x-trace"] == "t-1"
+    assert SECRET not in json.dumps(event.headers)
+
+
+def test_unparseable_body_is_400_and_kept_as_failed(fx):
+    r = fx.post(b"{not json", secret=SECRET)
+    assert r.status_code == 400
+    assert "Body is not JSON" in r.json()["detail"]
+    (event,) = _events(fx)
+    assert event.status == "failed" and "Body is not JSON" in event.error
+    assert bytes(event.body) == b"{not json"
+    assert event.delivery_id is None
+
+
+@override_settings(PSA_WEBHOOK_MAX_BYTES=1000)
+def test_oversized_body_is_413_and_logged_truncated(fx):
+    big = json.dumps(trigger("a-1", message="x" * 5000))
+    r = fx.post(big)
+    assert r.status_code == 413
+    assert "1000-byte limit" in r.json()["detail"]
+    (event,) = _events(fx)
+    assert event.status == "failed" and "over the 1000-byte limit" in event.error
+    assert event.size == len(big)
+    assert 0 < len(bytes(event.body)) <= 64 * 1024
+    # Oversized and unauthenticated: refused without a trace.
+    r = fx.post(big, secret="wrong")
+    assert r.status_code == 401
+    assert len(_events(fx)) == 1
+    assert Alert.objects.unscoped().count() == 0
+
+
+def test_redelivery_is_202_without_a_second_effect(fx):
+    payload = trigger("a-1", delivery_id="d-1")
+    first = fx.post(payload)
+    second = fx.post(payload)
+    assert first.status_code == second.status_code == 202
+    assert second.json()["duplicate"] is True
+    original, dup = _events(fx)
+    assert original.status == "processed" and original.delivery_id == "d-1"
+    assert dup.status == "duplicate" and dup.delivery_id is None and dup.duplicate_of_id == original.pk
+    assert len(fx.tickets()) == 1
+    assert Alert.objects.unscoped().count() == 1
+
+
+def test_same_body_without_delivery_id_is_deduplicated_by_hash(fx):
+    payload = trigger("a-1")
+    fx.post(payload)
+    r = fx.post(payload)
+    assert r.json().get("duplicate") is True
+    original, dup = _events(fx)
+    assert original.delivery_id.startswith("sha256:")
+    assert dup.status == "duplicate"
+
+
+def test_same_alert_id_in_a_new_delivery_changes_nothing(fx):
+    fx.post(trigger("a-1", delivery_id="d-1"))
+    fx.post(trigger("a-1", delivery_id="d-2"))
+    first, second = _events(fx)
+    assert second.status == "processed" and second.result["actions"] == ["redelivery"]
+    (ticket,) = fx.tickets()
+    assert ticket.occurrence_count == 1
+    with tenant_context(fx.tenant):
+        assert ticket.notes.count() == 1  # the creation note only
+
+
+def test_nul_characters_are_stripped(fx):
+    r = fx.post(trigger("a-\u00001", title="Disk\u0000 low"), HTTP_X_ODD="a\u0000b")
+    assert r.status_code == 202
+    (event,) = _events(fx)
+    assert event.status == "processed", event.error
+    alert = Alert.objects.unscoped().get()
+    assert alert.external_id == "a-1" and alert.title == "Disk low"
+
+
+def test_broker_down_keeps_the_event_and_the_sweeper_enqueues_it(fx):
+    with mock.patch.object(process_inbound_event, "apply_async", side_effect=OperationalError("broker down")):
+        r = fx.post(trigger("a-1"))
+    assert r.status_code == 202
+    (event,) = _events(fx)
+    assert event.status == "accepted" and event.enqueued_at is None
+    assert fx.tickets() == []
+    # Too fresh for the sweeper (the request may still be enqueueing it).
+    assert sweep_inbound_events() == {"found": 0, "enqueued": 0}
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(received_at=timezone.now() - dt.timedelta(minutes=2))
+    # Broker still down: found, not enqueued, left for the next sweep.
+    with mock.patch.object(process_inbound_event, "apply_async", side_effect=OperationalError("broker down")):
+        assert sweep_inbound_events() == {"found": 1, "enqueued": 0}
+    event.refresh_from_db()
+    assert event.status == "accepted" and event.enqueued_at is None
+    assert sweep_inbound_events() == {"found": 1, "enqueued": 1}
+    event.refresh_from_db()
+    assert event.status == "processed"
+    assert len(fx.tickets()) == 1
+    # Nothing left to sweep.
+    assert sweep_inbound_events()["found"] == 0
+
+
+def test_sweeper_takes_over_an_event_whose_worker_died(fx):
+    with mock.patch.object(process_inbound_event, "apply_async"):  # "enqueued", never run
+        fx.post(trigger("a-1"))
+    (event,) = _events(fx)
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    # A worker claimed it an hour ago and died (lease long expired).
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(received_at=long_ago, enqueued_at=long_ago,
+                                                               claimed_at=long_ago, attempts=1)
+    assert sweep_inbound_events()["enqueued"] == 1
+    event.refresh_from_db()
+    assert event.status == "processed" and event.attempts == 2
+    assert len(fx.tickets()) == 1
+
+
+def test_a_live_claim_is_not_taken_twice(fx):
+    with mock.patch.object(process_inbound_event, "apply_async"):
+        fx.post(trigger("a-1"))
+    (event,) = _events(fx)
+    with tenant_context(fx.tenant):
+        fence = event_svc.claim(event.pk)
+        assert fence is not None
+        assert event_svc.claim(event.pk) is None  # a second delivery of the message finds it taken
+        assert process_inbound_event.apply(args=[fx.tenant.pk, event.pk]).get() is None
+    assert fx.tickets() == []
+
+
+@override_settings(PSA_WEBHOOK_FLOOD_PER_MINUTE=3)
+def test_absurd_flood_gets_429(fx):
+    from django.core.cache import cache
+
+    cache.clear()
+    codes = [fx.post(trigger(f"f-{i}")).status_code for i in range(5)]
+    assert codes[:3] == [202, 202, 202] and codes[3:] == [429, 429]
+    assert len(_events(fx)) == 3
+
+
+def test_disabled_integration_is_404(fx):
+    Integration.objects.unscoped().filter(pk=fx.integration.pk).update(enabled=False)
+    assert fx.post(trigger("a-1")).status_code == 404
+
+
+def test_get_is_405_json(fx):
+    from django.test import Client
+
+    r = Client().get(fx.url)
+    assert r.status_code == 405 and r.json()["detail"]
