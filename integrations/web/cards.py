@@ -11,6 +11,7 @@ from integrations.models import Integration, Job
 from integrations.services import jobs
 from psa.models import Client
 
+from . import webhook_view
 from .access import ProviderView, for_template
 from .status import provider_stats
 
@@ -126,60 +127,13 @@ def devices_ctx(provider_cls, integration) -> dict[str, Any]:
     }
 
 
-def webhook_templates(card: dict[str, Any]) -> list[dict[str, str]]:
-    """Every payload template of a provider's webhook card, labelled for copy boxes."""
-    out: list[dict[str, str]] = []
-    for key, value in card.items():
-        if "template" not in key or not value or key == "curl_example":
-            continue
-        if isinstance(value, str):
-            out.append({"label": "Payload template", "text": value})
-        elif isinstance(value, dict):
-            for name, text in value.items():
-                if isinstance(text, str):
-                    out.append({"label": f"Payload template: {name}", "text": text})
-        elif isinstance(value, list):
-            for i, item in enumerate(value, 1):
-                if isinstance(item, dict):
-                    text = item.get("body") or item.get("text") or item.get("template") or ""
-                    label = item.get("label") or item.get("name") or f"Payload template {i}"
-                    out.append({"label": str(label), "text": str(text)})
-                elif isinstance(item, str):
-                    out.append({"label": f"Payload template {i}", "text": item})
-    return out
-
-
-def _without_secret(value, secret: str):
-    if not secret:
-        return value
-    if isinstance(value, str):
-        return value.replace(secret, "<secret>")
-    if isinstance(value, dict):
-        return {k: _without_secret(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secret(v, secret) for v in value]
-    return value
-
-
 def webhook_ctx(request, provider_cls, integration, *, rotated=False) -> dict[str, Any]:
     from integrations.services import config
 
     card = config.webhook_card(integration, request)
     secret = card.get("secret") or ""
-    # The page never embeds the secret (only an explicit Reveal shows it): blank it out of
-    # whatever else a provider put in its card (e.g. a curl example with the header filled in).
-    card = {k: _without_secret(v, secret) for k, v in card.items() if k != "secret"}
-    view = {
-        "url": card.get("url", ""),
-        "header_name": card.get("header_name", ""),
-        "templates": webhook_templates(card),
-        "notes": [str(n) for n in (card.get("notes") or [])] if isinstance(card.get("notes"), list) else
-                 ([str(card["notes"])] if card.get("notes") else []),
-        "instructions": card.get("instructions", "") if isinstance(card.get("instructions"), str) else "",
-    }
-    if isinstance(card.get("curl_example"), str):
-        view["templates"].append({"label": "Example request (curl)", "text": card["curl_example"]})
-    return {"webhook": view, "rotated": rotated}
+    return {"webhook": webhook_view.view(webhook_view.without_secret(
+        {k: v for k, v in card.items() if k != "secret"}, secret)), "rotated": rotated}
 
 
 def polling_ctx(provider_cls, integration, *, form=None, saved=False) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.forms import ConnectionForm, PollingForm
 from integrations.services import config
 
+from . import webhook_view
 from .access import ProviderView, admin_required, is_htmx, provider_class_or_404
 from .cards import connection_ctx, current_integration, panel_context, polling_ctx, render_card, webhook_ctx
 
@@ -66,7 +67,10 @@ def save_connection(request, provider: str):
     saved = f"{cls.name} saved." if config.takes_credentials(cls) else f"{cls.name} is enabled."
     if not is_htmx(request) or existing is None:
         # First save unlocks the other cards: reload the whole panel.
-        messages.success(request, saved + (f" {test_result['message']}" if test_result else ""))
+        if test_result is not None and not test_result["ok"]:
+            messages.error(request, f"{saved} The connection test failed: {test_result['message']}")
+        else:
+            messages.success(request, saved + (f" {test_result['message']}" if test_result else ""))
         if is_htmx(request):
             resp = HttpResponse(status=204)
             resp["HX-Redirect"] = _panel_url(cls.slug)
@@ -108,8 +112,12 @@ def webhook_secret(request, provider: str):
     """The secret, only on an explicit Reveal (the panel never embeds it)."""
     cls = provider_class_or_404(provider)
     integration = _integration_or_404(cls)
-    secret = "" if request.GET.get("hide") else config.webhook_card(integration, request).get("secret", "")
-    return render(request, "integrations/_webhook_secret.html", {"provider": ProviderView(cls), "secret_revealed": secret})
+    secret, extra = "", []
+    if not request.GET.get("hide"):
+        card = config.webhook_card(integration, request)
+        secret, extra = card.get("secret", ""), webhook_view.revealed_boxes(card)
+    return render(request, "integrations/_webhook_secret.html",
+                  {"provider": ProviderView(cls), "secret_revealed": secret, "revealed_boxes": extra})
 
 
 @require_POST
