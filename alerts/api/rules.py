@@ -95,8 +95,9 @@ class AlertRuleSerializer(TenantModelSerializer):
         inst = self.instance
         if inst is not None and inst.is_catch_all:
             if attrs.get("enabled") is False:
-                raise ValidationError({"enabled": ["The catch-all cannot be disabled; set its action to 'ignore' to drop "
-                                                   "alerts no other rule matches."]})
+                raise ValidationError({"enabled": [
+                    "The catch-all cannot be disabled; set its action to 'ignore' to drop alerts no other rule matches."
+                ]})
             if attrs.get("conditions"):
                 raise ValidationError({"conditions": ["The catch-all matches every alert and has no conditions."]})
             attrs.pop("position", None)  # always last

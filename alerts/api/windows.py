@@ -88,8 +88,8 @@ class MaintenanceWindowSerializer(TenantModelSerializer):
             if not integration:
                 errors["integration"] = ["Required for scope 'integration' (a provider slug such as 'generic')."]
             elif integration not in _provider_slugs():
-                errors["integration"] = [f"Unknown provider {integration!r}; use one of: "
-                                         f"{', '.join(sorted(_provider_slugs()))}."]
+                known = ", ".join(sorted(_provider_slugs()))
+                errors["integration"] = [f"Unknown provider {integration!r}; use one of: {known}."]
         elif scope == WindowScope.CLIENT and client is None:
             errors["client"] = ["Required for scope 'client'."]
         elif scope == WindowScope.ASSET and asset is None:

@@ -174,9 +174,7 @@ def conditions_match(conditions: dict[str, Any] | None, ctx: dict[str, Any]) -> 
     if needle and str(needle).casefold() not in _text_of(ctx).casefold():
         return False
     pattern = c.get("text_regex")
-    if pattern and not _regex_matches(pattern, _text_of(ctx)):
-        return False
-    return True
+    return not pattern or _regex_matches(pattern, _text_of(ctx))
 
 
 # -- matching and the catch-all -----------------------------------------------------

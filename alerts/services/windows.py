@@ -69,7 +69,7 @@ def _clean_rule_text(text: str, tz: ZoneInfo) -> str:
         text = text[6:].strip()
 
     def to_local(m: re.Match) -> str:
-        utc = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+        utc = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
         return "UNTIL=" + _local(utc, tz).strftime("%Y%m%dT%H%M%S")
 
     return _UNTIL_UTC.sub(to_local, text)
@@ -150,7 +150,7 @@ def occurrence_at(window: MaintenanceWindow, at: dt.datetime) -> tuple[dt.dateti
     for start_local in starts:
         start, end = _aware(start_local, tz), _aware(start_local + length, tz)
         if start <= at < end and (best is None or end > best[1]):
-            best = (start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc))
+            best = (start.astimezone(dt.UTC), end.astimezone(dt.UTC))
     return best
 
 
@@ -179,7 +179,7 @@ def next_start(window: MaintenanceWindow, after: dt.datetime) -> dt.datetime | N
             return None
         start = _aware(start_local, tz)
         if start > after:
-            return start.astimezone(dt.timezone.utc)
+            return start.astimezone(dt.UTC)
         cursor = start_local
     return None
 

@@ -116,7 +116,7 @@ def parse_occurred_at(value: Any) -> dt.datetime | None:
     try:
         if isinstance(value, (int, float)):
             seconds = value / 1000 if value > 1e11 else value
-            return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+            return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
         if not isinstance(value, str):
             raise WebhookParseError("'occurred_at' must be an ISO 8601 timestamp.")
         try:
@@ -125,7 +125,7 @@ def parse_occurred_at(value: Any) -> dt.datetime | None:
             parsed = dateparser.isoparse(value.strip())
     except (ValueError, OverflowError, OSError):
         raise WebhookParseError("'occurred_at' is not a valid ISO 8601 timestamp.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def read_event(body: bytes) -> GenericEvent:

@@ -154,7 +154,8 @@ def test_technician_reads_but_cannot_write(api_a, tenant_a, make_member):
 
 
 def test_create_at_a_position_and_move_by_patch(api_a):
-    a, b, c = (create(api_a, name=n) for n in "abc")
+    for n in "abc":
+        create(api_a, name=n)
     d = create(api_a, name="d", position=1)
     assert [r["name"] for r in listing(api_a)] == ["d", "a", "b", "c", "Catch-all"]
     api_a.patch(f"{URL}{d['id']}/", {"position": 3}, format="json")
@@ -211,7 +212,7 @@ def test_catch_all_cannot_be_deleted_disabled_conditioned_or_moved(api_a, tenant
 
 
 def test_delete_closes_the_gap(api_a):
-    a, b, c = (create(api_a, name=n) for n in "abc")
+    _, b, _ = (create(api_a, name=n) for n in "abc")
     assert api_a.delete(f"{URL}{b['id']}/").status_code == 204
     rows = listing(api_a)
     assert [(x["name"], x["position"]) for x in rows] == [("a", 1), ("c", 2), ("Catch-all", 3)]

@@ -52,7 +52,7 @@ def test_full_trigger_parses_to_a_normalized_alert():
     assert a.severity == "critical" and a.title == "Disk C: low" and a.message == "4 GB free"
     assert a.device_external_id == "dev-9" and a.device_name == "ACME-FS01" and a.serial_number == "SN1"
     assert a.organization_external_id == "org-1" and a.organization_name == "Acme"
-    assert a.occurred_at == dt.datetime(2025, 1, 31, 12, tzinfo=dt.timezone.utc)
+    assert a.occurred_at == dt.datetime(2025, 1, 31, 12, tzinfo=dt.UTC)
     assert json.loads(a.condition_key) == ["org-1", "dev-9", "disk_low:C:"]
     assert a.raw == BODY
 
@@ -135,11 +135,11 @@ def test_severity_synonyms(word, expected):
 @pytest.mark.parametrize(
     "value,expected",
     [
-        ("2025-01-31T12:00:00+02:00", dt.datetime(2025, 1, 31, 10, tzinfo=dt.timezone.utc)),
-        ("2025-01-31T12:00:00", dt.datetime(2025, 1, 31, 12, tzinfo=dt.timezone.utc)),
-        ("20250131T120000Z", dt.datetime(2025, 1, 31, 12, tzinfo=dt.timezone.utc)),
-        (1738324800, dt.datetime(2025, 1, 31, 12, tzinfo=dt.timezone.utc)),
-        (1738324800000, dt.datetime(2025, 1, 31, 12, tzinfo=dt.timezone.utc)),
+        ("2025-01-31T12:00:00+02:00", dt.datetime(2025, 1, 31, 10, tzinfo=dt.UTC)),
+        ("2025-01-31T12:00:00", dt.datetime(2025, 1, 31, 12, tzinfo=dt.UTC)),
+        ("20250131T120000Z", dt.datetime(2025, 1, 31, 12, tzinfo=dt.UTC)),
+        (1738324800, dt.datetime(2025, 1, 31, 12, tzinfo=dt.UTC)),
+        (1738324800000, dt.datetime(2025, 1, 31, 12, tzinfo=dt.UTC)),
     ],
 )
 def test_occurred_at_formats(value, expected):

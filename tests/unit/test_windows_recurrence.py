@@ -11,7 +11,7 @@ from alerts.models import MaintenanceWindow
 from alerts.services import windows
 from psa.tenancy import tenant_context
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -196,7 +196,7 @@ AT = utc(2025, 5, 1, 11)
 
 @pytest.mark.django_db
 def test_scope_all_matches_everything(scoped):
-    tenant, c1, *_ = scoped
+    tenant, *_ = scoped
     w = make(tenant, scope="all")
     assert windows.matching_window(tenant.pk, ctx(), AT) == (w, utc(2025, 5, 1, 12))
     assert windows.matching_window(tenant.pk, ctx(), utc(2025, 5, 1, 12)) is None
