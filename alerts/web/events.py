@@ -7,12 +7,14 @@ import json
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as events_svc
+from alerts.services.text import body_text
 from integrations.crypto import CredentialDecryptError
 from integrations.models import Integration
 from integrations.web.access import ProviderView, admin_required, is_htmx, provider_class_or_404
@@ -51,8 +53,7 @@ def event_list(request, provider: str):
 
 
 def _redacted_body(event: InboundEvent, integration: Integration) -> str:
-    raw = bytes(event.body or b"")[:MAX_BODY_SHOWN]
-    text = raw.decode("utf-8", errors="replace")
+    text = body_text(event.body, MAX_BODY_SHOWN)
     try:
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (ValueError, TypeError):
@@ -110,7 +111,9 @@ def event_replay(request, provider: str, event_id: int):
     cls = provider_class_or_404(provider)
     integration = _integration(cls)
     event = get_object_or_404(InboundEvent.objects.filter(integration=integration), pk=event_id)
-    if events_svc.request_replay(event):
+    with transaction.atomic():  # the replay is enqueued on commit, as in the API
+        queued = events_svc.request_replay(event)
+    if queued:
         messages.success(request, f"Event {event.pk} queued for replay.")
     else:
         messages.error(request, "A duplicate delivery cannot be replayed; replay the original event instead.")
