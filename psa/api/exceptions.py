@@ -23,6 +23,9 @@ def exception_handler(exc, context):
         return Response({"detail": "The request conflicts with existing data."}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, NoTenantError):
         return Response({"detail": "You are not a member of any tenant."}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, Http404):
+        # One answer for "not yours" and "not there" (Django's message would name the model).
+        exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ParseError):
         response.data = {"detail": f"Malformed request body: {exc.detail}"}
