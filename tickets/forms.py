@@ -21,7 +21,9 @@ class UserChoiceField(forms.ModelChoiceField):
 
 
 class NoteForm(forms.Form):
-    body = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 4}))
+    body = forms.CharField(
+        label="Note", widget=forms.Textarea(attrs={"rows": 4}), error_messages={"required": "A note needs some text."}
+    )
     kind = forms.ChoiceField(
         label="Visibility",
         choices=[(NoteKind.INTERNAL, "Internal (technicians only)"), (NoteKind.PUBLIC, "Public")],
