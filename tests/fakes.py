@@ -44,6 +44,8 @@ class FakeState:
     poll_error: Exception | None = None
     # external alert id -> exception raised by reset_alert
     reset_failures: dict[str, Exception] = field(default_factory=dict)
+    # False: behave like a sloppy provider that returns devices of organizations nobody asked for.
+    filter_orgs: bool = True
     # Concurrency tests: poll_alerts sets ``poll_entered`` then waits for ``poll_gate`` (when set).
     poll_gate: threading.Event | None = None
     poll_entered: threading.Event = field(default_factory=threading.Event)
@@ -105,7 +107,7 @@ class FakeProvider(Provider):
         for i, d in enumerate(source):
             if self.state.devices_error and i == 3:
                 raise self.state.devices_error
-            if d.organization_external_id in organization_external_ids:
+            if not self.state.filter_orgs or d.organization_external_id in organization_external_ids:
                 yield d
         if self.state.devices_error:
             raise self.state.devices_error

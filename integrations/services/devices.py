@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from assets.models import Asset, AssetExternalId, AssetStatus, AssetType, Software
@@ -167,7 +167,7 @@ def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
             Asset.objects.bulk_create([a for _, a in to_create], batch_size=BATCH)
             totals.created += len(to_create)
         if to_update:
-            Asset.objects.bulk_update(sorted(to_update.values(), key=lambda a: a.pk), UPDATE_FIELDS, batch_size=BATCH)
+            _bulk_update(tenant_id, sorted(to_update.values(), key=lambda a: a.pk))
             totals.updated += len(to_update) - len(to_attach)
         identities = [
             AssetExternalId(tenant_id=tenant_id, asset=a, provider=slug, external_id=ext_id)
@@ -177,6 +177,34 @@ def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
             AssetExternalId.objects.bulk_create(identities, batch_size=BATCH)
         if software:
             _replace_software(tenant_id, slug, software.values())
+
+
+def _bulk_update(tenant_id: int, assets: list[Asset]) -> None:
+    """One ``UPDATE ... FROM (VALUES ...)`` per batch on PostgreSQL.
+
+    Django's bulk_update builds a CASE expression per field and row, which costs seconds of
+    Python per 500 rows; this keeps a 100,000-device sync bound by the database instead.
+    """
+    if connection.vendor != "postgresql":
+        Asset.objects.bulk_update(assets, UPDATE_FIELDS, batch_size=BATCH)
+        return
+    fields = [Asset._meta.get_field(name) for name in UPDATE_FIELDS]
+    qn = connection.ops.quote_name
+    casts = ["%s::bigint"] + [f"%s::{f.db_type(connection)}" for f in fields]
+    row_sql = "(" + ", ".join(casts) + ")"
+    params: list[Any] = []
+    for a in assets:
+        params.append(a.pk)
+        params.extend(f.get_db_prep_save(getattr(a, f.attname), connection) for f in fields)
+    columns = ", ".join(qn(f.column) for f in fields)
+    assignments = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in fields)
+    sql = (
+        f"UPDATE {qn(Asset._meta.db_table)} AS a SET {assignments} "
+        f"FROM (VALUES {', '.join([row_sql] * len(assets))}) AS v(id, {columns}) "
+        "WHERE a.id = v.id AND a.tenant_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, tenant_id])
 
 
 def _serial_candidates(slug: str, devices: dict, known: dict, started) -> dict[tuple[int, str], Asset]:
@@ -195,14 +223,17 @@ def _serial_candidates(slug: str, devices: dict, known: dict, started) -> dict[t
     # Prefer assets that have no identity in this provider yet (a reinstalled agent leaves one behind;
     # an asset created by hand has none), then the most recently updated one. An asset another
     # device already claimed in this sync (updated_at >= started) is not a candidate.
-    candidates = (
+    candidates = list(
         Asset.objects.filter(client_id__in=clients, serial_number__in=serials)
         .exclude(pk__in=taken)
         .exclude(updated_at__gte=started)
         .order_by("-updated_at", "-id")
     )
+    if not candidates:
+        return {}
     has_identity = set(
-        AssetExternalId.objects.filter(provider=slug, asset__in=candidates).values_list("asset_id", flat=True)
+        AssetExternalId.objects.filter(provider=slug, asset_id__in=[a.pk for a in candidates])
+        .values_list("asset_id", flat=True)
     )
     for asset in sorted(candidates, key=lambda a: a.pk in has_identity):
         key = (asset.client_id, asset.serial_number)
