@@ -1,6 +1,7 @@
 """End-to-end harness: the product runs as real processes against the test database.
 
-- ``live_stack`` (session): gunicorn ``psa.wsgi:application`` (2 workers x 4 threads) and
+- ``live_stack`` (session, settings ``tests.e2e.live_settings``: the product's with
+  recovery timers shortened): gunicorn ``psa.wsgi:application`` (2 workers x 4 threads) and
   ``celery -A psa worker -Q default,intake,sync,notifications -c 2`` started against
   pytest-django's test database and the test Redis db (flushed first). Logs go to
   ``test-artifacts/e2e/``; their tail is attached to every failing e2e test's report.
@@ -61,7 +62,12 @@ def live_redis_url() -> str:
 @pytest.fixture(scope="session")
 def live_stack(live_db_url, live_redis_url):
     flush_redis(live_redis_url)
-    stack = LiveStack(live_db_url, live_redis_url, label=f"e2e-{os.getpid()}")
+    stack = LiveStack(
+        live_db_url,
+        live_redis_url,
+        label=f"e2e-{os.getpid()}",
+        extra_env={"DJANGO_SETTINGS_MODULE": "tests.e2e.live_settings"},
+    )
     stack.start()
     _active_stacks.append(stack)
     try:

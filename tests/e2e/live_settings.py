@@ -1,0 +1,20 @@
+"""Settings for the live e2e stack: the product's settings with recovery timers shortened.
+
+Only timers change, so a test can watch recovery (a killed worker's events coming back)
+in seconds instead of the production minutes:
+- the inbound-event processing lease (a claim by a dead worker expires), and
+- Redis' visibility timeout (kombu re-delivers messages a dead worker had reserved).
+"""
+
+import os
+
+from psa.settings import *
+from psa.settings import CELERY_BROKER_TRANSPORT_OPTIONS
+
+PSA_INBOUND_LEASE_SECONDS = int(os.environ.get("PSA_E2E_LEASE_SECONDS", "6"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "visibility_timeout": int(os.environ.get("PSA_E2E_VISIBILITY_TIMEOUT", "10")),
+    "unacked_restore_interval": 2,
+    "unacked_restore_throttle": 1,
+}
