@@ -118,6 +118,10 @@ def test_assets_after_device_sync(api_a, connected, sim):
     assert (front["serial_number"], front["asset_type"], front["client"]) == ("7XK2M93", "workstation", connected.pk)
     assert {"provider": "tactical", "external_id": sim.front.agent_id} in front["external_ids"]
     assert by_name["HDG-SRV-01"]["asset_type"] == "server"
+    software = ok(api_a.get(f"{API}/assets/{front['id']}/software/"))["results"]
+    assert [(s["name"], s["version"]) for s in software] == [("7-Zip", "19.00")]
+    detail = ok(api_a.get(f"{API}/assets/{front['id']}/"))
+    assert detail["remote_access_url"].startswith("https://mesh.example.test/")
 
 
 def test_webhook_card(api_a, connected, sim):
