@@ -12,8 +12,14 @@ from psa.tasks import TenantTask
 
 
 @shared_task(
-    base=TenantTask, name="alerts.process_inbound_event", bind=True, acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, retry_backoff_max=300, max_retries=8,
+    base=TenantTask,
+    name="alerts.process_inbound_event",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
 )
 def process_inbound_event(self, tenant_id: int, event_id: int):
     from alerts.services.processing import process_event

@@ -17,10 +17,32 @@ class AlertSerializer(TenantModelSerializer):
     class Meta:
         model = Alert
         fields = [
-            "id", "provider", "external_id", "condition_key", "severity", "title", "message", "alert_type",
-            "state", "asset", "client", "ticket", "ticket_number", "rule", "occurrence_count", "first_seen",
-            "last_seen", "resolved_at", "device_external_id", "device_name", "organization_external_id",
-            "suppressed_by", "suppressed_until", "reset_status", "reset_error", "reset_at",
+            "id",
+            "provider",
+            "external_id",
+            "condition_key",
+            "severity",
+            "title",
+            "message",
+            "alert_type",
+            "state",
+            "asset",
+            "client",
+            "ticket",
+            "ticket_number",
+            "rule",
+            "occurrence_count",
+            "first_seen",
+            "last_seen",
+            "resolved_at",
+            "device_external_id",
+            "device_name",
+            "organization_external_id",
+            "suppressed_by",
+            "suppressed_until",
+            "reset_status",
+            "reset_error",
+            "reset_at",
         ]
         read_only_fields = fields
 

@@ -35,9 +35,27 @@ class InboundEventDetailSerializer(TenantModelSerializer):
     class Meta:
         model = InboundEvent
         fields = [
-            "id", "provider", "received_at", "status", "error", "summary", "salvaged", "source", "delivery_id",
-            "duplicate_of", "headers", "query", "remote_addr", "size", "body", "body_truncated", "result",
-            "attempts", "enqueued_at", "processed_at", "replay_requested_at",
+            "id",
+            "provider",
+            "received_at",
+            "status",
+            "error",
+            "summary",
+            "salvaged",
+            "source",
+            "delivery_id",
+            "duplicate_of",
+            "headers",
+            "query",
+            "remote_addr",
+            "size",
+            "body",
+            "body_truncated",
+            "result",
+            "attempts",
+            "enqueued_at",
+            "processed_at",
+            "replay_requested_at",
         ]
         read_only_fields = fields
 
@@ -81,7 +99,7 @@ class InboundEventViewSet(TenantReadOnlyViewSet):
             queued = svc.request_replay(event)
         if not queued:
             return Response(
-                {"detail": f"A duplicate delivery is not replayed; replay event {event.duplicate_of_id} instead."},
+                {"detail": f"A duplicate delivery is not replayed; replay event {event.duplicate_of_id}."},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         return Response({"status": "accepted", "event_id": event.pk}, status=status.HTTP_202_ACCEPTED)

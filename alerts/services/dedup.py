@@ -34,7 +34,9 @@ class GroupRow:
     inserted: bool
 
 
-def upsert_group(*, tenant_id: int, key: str, condition_key: str, provider: str, rule_id: int | None, at) -> GroupRow:
+def upsert_group(
+    *, tenant_id: int, key: str, condition_key: str, provider: str, rule_id: int | None, at
+) -> GroupRow:
     table = connection.ops.quote_name(AlertGroup._meta.db_table)
     sql = f"""
         INSERT INTO {table} AS g
@@ -67,4 +69,6 @@ def close_stale_group(group_id: int, *, undo_increment: bool) -> bool:
 
 
 def close_groups_of_ticket(ticket_id: int) -> int:
-    return AlertGroup.objects.filter(ticket_id=ticket_id, state="open").update(state="closed", closed_at=timezone.now())
+    return AlertGroup.objects.filter(ticket_id=ticket_id, state="open").update(
+        state="closed", closed_at=timezone.now()
+    )

@@ -91,8 +91,15 @@ def store_failed(integration, *, body: bytes, error: str, summary: str = "", **r
     )
 
 
-def store_accepted(integration, *, body: bytes, delivery_id: str | None, summary: str = "", source: str = "webhook",
-                   **request_meta: Any) -> StoredEvent:
+def store_accepted(
+    integration,
+    *,
+    body: bytes,
+    delivery_id: str | None,
+    summary: str = "",
+    source: str = "webhook",
+    **request_meta: Any,
+) -> StoredEvent:
     """Insert the event once per delivery id and enqueue it after commit.
 
     ``enqueued_at`` is written optimistically with the insert (saves a statement on the
@@ -112,7 +119,9 @@ def store_accepted(integration, *, body: bytes, delivery_id: str | None, summary
     )
     with transaction.atomic():
         event_id = insert_returning_id(
-            InboundEvent, values, "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING"
+            InboundEvent,
+            values,
+            "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING",
         )
         if event_id is not None:
             tenant_id = integration.tenant_id
@@ -125,9 +134,15 @@ def store_accepted(integration, *, body: bytes, delivery_id: str | None, summary
             .values_list("pk", flat=True)
             .first()
         )
-        dup_values = dict(values, status=InboundEventStatus.DUPLICATE, delivery_id=None, duplicate_of_id=original,
-                          enqueued_at=None, processed_at=now,
-                          summary=clean(f"Redelivery of event {original}" + (f": {summary}" if summary else ""), 500))
+        dup_values = dict(
+            values,
+            status=InboundEventStatus.DUPLICATE,
+            delivery_id=None,
+            duplicate_of_id=original,
+            enqueued_at=None,
+            processed_at=now,
+            summary=clean(f"Redelivery of event {original}" + (f": {summary}" if summary else ""), 500),
+        )
         dup_id = insert_returning_id(InboundEvent, dup_values)
         return StoredEvent(dup_id, duplicate_of=original or 0)
 
@@ -140,8 +155,12 @@ def enqueue(tenant_id: int, event_id: int) -> bool:
         process_inbound_event.apply_async(args=[tenant_id, event_id])
         return True
     except Exception as exc:  # kombu OperationalError, redis ConnectionError, ...: never fail the request
-        log.warning("inbound event %s not enqueued (%s); the sweeper will pick it up", event_id, type(exc).__name__)
-        InboundEvent.objects.unscoped().filter(pk=event_id, status=InboundEventStatus.ACCEPTED).update(enqueued_at=None)
+        log.warning(
+            "inbound event %s not enqueued (%s); the sweeper will pick it up", event_id, type(exc).__name__
+        )
+        InboundEvent.objects.unscoped().filter(pk=event_id, status=InboundEventStatus.ACCEPTED).update(
+            enqueued_at=None
+        )
         return False
 
 
@@ -153,8 +172,10 @@ def sweep(now: dt.datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str,
     """
     now = now or timezone.now()
     stale = now - SWEEP_AFTER
-    due = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - LOST_AFTER, claimed_at__isnull=True) | Q(
-        claimed_at__lt=now - lease()
+    due = (
+        Q(enqueued_at__isnull=True)
+        | Q(enqueued_at__lt=now - LOST_AFTER, claimed_at__isnull=True)
+        | Q(claimed_at__lt=now - lease())
     )
     with transaction.atomic():
         rows = list(
@@ -190,7 +211,11 @@ def request_replay(event: InboundEvent) -> bool:
         return False
     now = timezone.now()
     InboundEvent.objects.filter(pk=event.pk).update(
-        status=InboundEventStatus.ACCEPTED, claimed_at=None, replay_requested_at=now, enqueued_at=now, attempts=0
+        status=InboundEventStatus.ACCEPTED,
+        claimed_at=None,
+        replay_requested_at=now,
+        enqueued_at=now,
+        attempts=0,
     )
     tenant_id, event_id = event.tenant_id, event.pk
     transaction.on_commit(lambda: enqueue(tenant_id, event_id))

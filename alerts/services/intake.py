@@ -74,8 +74,12 @@ def redact(values: dict[str, str], names: set[str], secret: str) -> dict[str, st
 def _secret(integration: Integration) -> str:
     try:
         return integration.get_webhook_secret()
-    except Exception as exc:  # undecryptable secret (key removed): refuse, and tell the operator, not the caller
-        log.error("webhook secret of integration %s cannot be decrypted (%s)", integration.pk, type(exc).__name__)
+    except (
+        Exception
+    ) as exc:  # undecryptable secret (key removed): refuse, and tell the operator, not the caller
+        log.error(
+            "webhook secret of integration %s cannot be decrypted (%s)", integration.pk, type(exc).__name__
+        )
         return ""
 
 
@@ -92,7 +96,9 @@ def _authenticated(provider_cls, integration, body: bytes | None, headers, query
     verify = getattr(provider_cls, "verify_webhook_signature", None)
     if verify is not None and body is not None:
         try:
-            verdict = verify(provider_cls(integration), WebhookRequest(body=body, headers=headers, query=query), secret)
+            verdict = verify(
+                provider_cls(integration), WebhookRequest(body=body, headers=headers, query=query), secret
+            )
         except Exception as exc:
             log.warning("signature check of integration %s raised %s", integration.pk, type(exc).__name__)
             return False
@@ -148,12 +154,21 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
     with tenant_context(integration.tenant_id):
         declared = _content_length(request)
         if declared is not None and declared > limit:
-            return _oversized(integration, provider_cls, request.read(OVERSIZE_KEEP_BYTES), declared, headers, query,
-                              secret, meta)
+            return _oversized(
+                integration,
+                provider_cls,
+                request.read(OVERSIZE_KEEP_BYTES),
+                declared,
+                headers,
+                query,
+                secret,
+                meta,
+            )
         body = request.read(limit + 1)
         if len(body) > limit:
-            return _oversized(integration, provider_cls, body[:OVERSIZE_KEEP_BYTES], len(body), headers, query,
-                              secret, meta)
+            return _oversized(
+                integration, provider_cls, body[:OVERSIZE_KEEP_BYTES], len(body), headers, query, secret, meta
+            )
         if not _authenticated(provider_cls, integration, body, headers, query, secret):
             return _answer(401, detail="Unauthorized")
         if flooded(integration.pk):
@@ -166,7 +181,9 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
             )
         except WebhookParseError as exc:
             reason = clean(str(exc), 1000) or "The body could not be read."
-            event_id = events.store_failed(integration, body=body, error=reason, summary="Unreadable webhook", **meta)
+            event_id = events.store_failed(
+                integration, body=body, error=reason, summary="Unreadable webhook", **meta
+            )
             return _answer(400, detail=f"Unreadable webhook: {reason}", event_id=event_id)
         stored = events.store_accepted(
             integration, body=body, delivery_id=envelope.delivery_id, summary=envelope.summary or "", **meta
@@ -176,7 +193,9 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
     return _answer(202, status="accepted", event_id=stored.id)
 
 
-def _oversized(integration, provider_cls, kept: bytes, size: int, headers, query, secret, meta) -> HttpResponse:
+def _oversized(
+    integration, provider_cls, kept: bytes, size: int, headers, query, secret, meta
+) -> HttpResponse:
     limit = settings.PSA_WEBHOOK_MAX_BYTES
     # Only a sender that proved the shared secret gets its refused request logged; a signature
     # cannot be checked without the whole body, so those are refused without a trace.
@@ -186,7 +205,7 @@ def _oversized(integration, provider_cls, kept: bytes, size: int, headers, query
         events.store_failed(
             integration,
             body=kept,
-            error=f"Body of {size} bytes is over the {limit}-byte limit; the first {len(kept)} bytes are kept.",
+            error=f"Body of {size} bytes over the {limit}-byte limit; its first {len(kept)} bytes are kept.",
             summary="Oversized webhook",
             **dict(meta, size=min(size, 2**31 - 1)),
         )

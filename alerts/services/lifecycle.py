@@ -31,12 +31,17 @@ RESET_LEASE = dt.timedelta(minutes=10)
 
 
 def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider reported it resolved") -> dict:
     """Resolve one alert and follow through on its ticket. Returns what happened."""
-    outcome = {"alert": alert.pk, "action": "resolve_ignored", "ticket": alert.ticket_id, "rule": alert.rule_id}
+    outcome = {
+        "alert": alert.pk,
+        "action": "resolve_ignored",
+        "ticket": alert.ticket_id,
+        "rule": alert.rule_id,
+    }
     with transaction.atomic():
         changed = Alert.objects.filter(pk=alert.pk, state__in=RESOLVABLE, last_event_at__lte=at).update(
             state=AlertState.RESOLVED, resolved_at=at, last_event_at=at, last_seen=timezone.now()
@@ -48,8 +53,13 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
         if alert.group_id:  # lock order: group, then ticket (the dedup path's order)
             AlertGroup.objects.select_for_update().filter(pk=alert.group_id).first()
         if alert.ticket_id is None:
-            if alert.group_id and not Alert.objects.filter(group_id=alert.group_id, state=AlertState.ACTIVE).exists():
-                AlertGroup.objects.filter(pk=alert.group_id, state="open").update(state="closed", closed_at=timezone.now())
+            if (
+                alert.group_id
+                and not Alert.objects.filter(group_id=alert.group_id, state=AlertState.ACTIVE).exists()
+            ):
+                AlertGroup.objects.filter(pk=alert.group_id, state="open").update(
+                    state="closed", closed_at=timezone.now()
+                )
             return outcome
         ticket = Ticket.objects.select_for_update().filter(pk=alert.ticket_id).first()
         if ticket is None:
@@ -59,7 +69,9 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
             add_note(ticket, kind=NoteKind.SYSTEM, body=note)
             return outcome
         rule = alert.rule if alert.rule_id else None
-        others = Alert.objects.filter(ticket_id=ticket.pk, state=AlertState.ACTIVE).exclude(pk=alert.pk).count()
+        others = (
+            Alert.objects.filter(ticket_id=ticket.pk, state=AlertState.ACTIVE).exclude(pk=alert.pk).count()
+        )
         touched = human_touched(ticket.pk)
         if rule is not None and not rule.auto_close:
             note += " The rule does not close tickets automatically."
@@ -72,7 +84,11 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
             if closed is None:
                 note += " The board has no closed status, so the ticket stays open."
             else:
-                add_note(ticket, kind=NoteKind.SYSTEM, body=note + " Closed automatically: nobody had worked on it.")
+                add_note(
+                    ticket,
+                    kind=NoteKind.SYSTEM,
+                    body=note + " Closed automatically: nobody had worked on it.",
+                )
                 update_ticket(ticket, actor=None, changes={"status": closed})
                 dedup.close_groups_of_ticket(ticket.pk)
                 outcome["action"] = "resolved_ticket_closed"
@@ -93,7 +109,9 @@ def ticket_closed_by_user(ticket_id: int) -> bool:
 
 def reset_alerts_for_ticket(ticket_id: int) -> dict[str, int]:
     summary = {"done": 0, "failed": 0, "skipped": 0}
-    for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related("rule", "integration"):
+    for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related(
+        "rule", "integration"
+    ):
         summary[reset_alert(alert)] += 1
     return summary
 
@@ -152,5 +170,7 @@ def reset_alert(alert: Alert) -> str:
 
 
 def _mark(alert: Alert, status: str, reason: str) -> str:
-    Alert.objects.filter(pk=alert.pk).exclude(reset_status="done").update(reset_status=status, reset_error=reason)
+    Alert.objects.filter(pk=alert.pk).exclude(reset_status="done").update(
+        reset_status=status, reset_error=reason
+    )
     return status

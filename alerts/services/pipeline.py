@@ -81,10 +81,18 @@ def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbou
                 created.outcome = evaluate(created, now=now)
                 return created
         # Lost a race with a concurrent delivery of the same alert id: that one did the work.
-        return _known(integration, Alert.objects.get(integration=integration, external_id=na.external_id), na, source, at)
+        return _known(
+            integration,
+            Alert.objects.get(integration=integration, external_id=na.external_id),
+            na,
+            source,
+            at,
+        )
 
 
-def _insert(integration, na: NormalizedAlert, attribution: Attribution, at, now, state=AlertState.ACTIVE) -> Alert | None:
+def _insert(
+    integration, na: NormalizedAlert, attribution: Attribution, at, now, state=AlertState.ACTIVE
+) -> Alert | None:
     values = {
         "tenant_id": integration.tenant_id,
         "integration_id": integration.pk,
@@ -159,8 +167,12 @@ def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
     """Count the firing on the condition's open group; make its ticket when the group is new."""
     for _ in range(5):
         row = dedup.upsert_group(
-            tenant_id=alert.tenant_id, key=alert.dedup_key, condition_key=alert.condition_key,
-            provider=alert.provider, rule_id=rule.pk, at=now,
+            tenant_id=alert.tenant_id,
+            key=alert.dedup_key,
+            condition_key=alert.condition_key,
+            provider=alert.provider,
+            rule_id=rule.pk,
+            at=now,
         )
         alert.group_id = row.id
         if row.ticket_id is None:  # a new group (or its ticket was deleted): make the ticket now
@@ -189,21 +201,31 @@ def _known(integration, alert: Alert, na: NormalizedAlert, source: str, at) -> A
         return _reevaluate(integration, alert, na, now, expect=AlertState.RESOLVED, label="refired", at=at)
     if na.event == AlertEventKind.UPDATED and at >= alert.last_event_at:
         Alert.objects.filter(pk=alert.pk, last_event_at__lte=at).update(
-            severity=na.severity, title=na.title or alert.title, message=na.message or alert.message,
-            last_seen=now, last_event_at=at,
+            severity=na.severity,
+            title=na.title or alert.title,
+            message=na.message or alert.message,
+            last_seen=now,
+            last_event_at=at,
         )
         outcome["action"] = "updated"
     alert.outcome = outcome
     return alert
 
 
-def _reevaluate(integration, alert: Alert, na: NormalizedAlert, now, *, expect: str, label: str, at=None) -> Alert:
+def _reevaluate(
+    integration, alert: Alert, na: NormalizedAlert, now, *, expect: str, label: str, at=None
+) -> Alert:
     attribution = attribute(integration, na)
     with transaction.atomic():
         locked = Alert.objects.select_for_update().filter(pk=alert.pk, state=expect).first()
         if locked is None:  # someone else moved it on meanwhile
             alert.refresh_from_db()
-            alert.outcome = {"alert": alert.pk, "action": "redelivery", "ticket": alert.ticket_id, "rule": alert.rule_id}
+            alert.outcome = {
+                "alert": alert.pk,
+                "action": "redelivery",
+                "ticket": alert.ticket_id,
+                "rule": alert.rule_id,
+            }
             return alert
         locked.client_id = attribution.client_id
         locked.asset_id = attribution.asset_id
@@ -215,8 +237,21 @@ def _reevaluate(integration, alert: Alert, na: NormalizedAlert, now, *, expect: 
             locked.resolved_at = None
             locked.last_event_at = at
             locked.occurrence_count += 1
-            locked.severity, locked.title, locked.message = na.severity, na.title or locked.title, na.message or locked.message
-            update += ["group", "ticket", "resolved_at", "last_event_at", "occurrence_count", "severity", "title", "message"]
+            locked.severity, locked.title, locked.message = (
+                na.severity,
+                na.title or locked.title,
+                na.message or locked.message,
+            )
+            update += [
+                "group",
+                "ticket",
+                "resolved_at",
+                "last_event_at",
+                "occurrence_count",
+                "severity",
+                "title",
+                "message",
+            ]
         locked.save(update_fields=update)
         outcome = evaluate(locked, now=now)
     outcome["action"] = f"{label}:{outcome['action']}"
@@ -250,8 +285,19 @@ def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime 
         as_of = as_of or now - RECONCILE_GRACE
         active = {str(x) for x in active_external_ids}
         candidates = list(
-            Alert.objects.filter(integration=integration, state__in=lifecycle.RESOLVABLE, last_event_at__lte=as_of)
-            .only("pk", "external_id", "state", "ticket_id", "group_id", "rule_id", "title", "condition_key", "tenant_id")
+            Alert.objects.filter(
+                integration=integration, state__in=lifecycle.RESOLVABLE, last_event_at__lte=as_of
+            ).only(
+                "pk",
+                "external_id",
+                "state",
+                "ticket_id",
+                "group_id",
+                "rule_id",
+                "title",
+                "condition_key",
+                "tenant_id",
+            )
         )
         summary = {"open": len(candidates), "still_active": 0, "resolved": 0, "tickets_closed": 0}
         for alert in candidates:

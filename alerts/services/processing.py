@@ -67,29 +67,46 @@ def process_event(event_id: int) -> dict | None:
         return None  # processed, failed, duplicate, or another worker holds it
     event = InboundEvent.objects.select_related("integration").get(pk=event_id)
     if event.attempts > MAX_ATTEMPTS:
-        _finish(event_id, fence, status=InboundEventStatus.FAILED,
-                error=f"Gave up after {MAX_ATTEMPTS} attempts: processing never completed (worker crash?).")
+        _finish(
+            event_id,
+            fence,
+            status=InboundEventStatus.FAILED,
+            error=f"Gave up after {MAX_ATTEMPTS} attempts: processing never completed (worker crash?).",
+        )
         return None
     replay = event.replay_requested_at is not None
     # The provider's own one-line summary from intake (kept in the result across replays).
     envelope = (event.result or {}).get("envelope", event.summary) or ""
     integration = event.integration
-    request = WebhookRequest(body=bytes(event.body), headers=event.headers or {}, query=event.query or {},
-                             extra={"event_id": event.pk})
+    request = WebhookRequest(
+        body=bytes(event.body),
+        headers=event.headers or {},
+        query=event.query or {},
+        extra={"event_id": event.pk},
+    )
     provider = get_provider(integration)
     try:
         normalized = list(provider.parse_webhook(request))
     except (WebhookParseError, ProviderError) as exc:
-        _finish(event_id, fence, status=InboundEventStatus.FAILED, error=str(exc) or type(exc).__name__,
-                summary=envelope or "Unreadable webhook")
+        _finish(
+            event_id,
+            fence,
+            status=InboundEventStatus.FAILED,
+            error=str(exc) or type(exc).__name__,
+            summary=envelope or "Unreadable webhook",
+        )
         return None
     except TRANSIENT:
         _release(event_id, fence)
         raise
     except Exception as exc:
         log.exception("%s parser failed on inbound event %s", integration.provider, event_id)
-        _finish(event_id, fence, status=InboundEventStatus.FAILED,
-                error=f"The {integration.provider} parser failed ({type(exc).__name__}).")
+        _finish(
+            event_id,
+            fence,
+            status=InboundEventStatus.FAILED,
+            error=f"The {integration.provider} parser failed ({type(exc).__name__}).",
+        )
         return None
     finally:
         try:
@@ -108,14 +125,28 @@ def process_event(event_id: int) -> dict | None:
     except Exception as exc:
         log.exception("pipeline failed on inbound event %s", event_id)
         result = build_result(outcomes, replay=replay, envelope=envelope)
-        _finish(event_id, fence, status=InboundEventStatus.FAILED, result=result, salvaged=salvaged,
-                error=f"Pipeline error after {len(outcomes)} of {len(normalized)} alert(s) ({type(exc).__name__}). "
-                      "Replay the event once the cause is fixed; alerts already ingested are not counted twice.",
-                summary=summarize(outcomes, envelope))
+        _finish(
+            event_id,
+            fence,
+            status=InboundEventStatus.FAILED,
+            result=result,
+            salvaged=salvaged,
+            error=f"Pipeline error after {len(outcomes)} of {len(normalized)} alert(s) "
+            f"({type(exc).__name__}). "
+            "Replay the event once the cause is fixed; alerts already ingested are not counted twice.",
+            summary=summarize(outcomes, envelope),
+        )
         return result
     result = build_result(outcomes, replay=replay, envelope=envelope)
-    _finish(event_id, fence, status=InboundEventStatus.PROCESSED, result=result, error="", salvaged=salvaged,
-            summary=summarize(outcomes, envelope))
+    _finish(
+        event_id,
+        fence,
+        status=InboundEventStatus.PROCESSED,
+        result=result,
+        error="",
+        salvaged=salvaged,
+        summary=summarize(outcomes, envelope),
+    )
     return result
 
 

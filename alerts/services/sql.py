@@ -11,7 +11,9 @@ from typing import Any
 from django.db import connection, models
 
 
-def insert_returning_id(model: type[models.Model], values: dict[str, Any], on_conflict: str = "") -> int | None:
+def insert_returning_id(
+    model: type[models.Model], values: dict[str, Any], on_conflict: str = ""
+) -> int | None:
     """Insert one row of ``model`` and return its id; None when ``on_conflict`` (e.g.
     ``ON CONFLICT (a, b) DO NOTHING``) skipped it. Fields not in ``values`` get their
     Python default, as ``Model.save()`` would give them."""

@@ -17,11 +17,13 @@ def _board_for(rule: AlertRule) -> Board:
 
     if rule.board_id:
         return rule.board
-    return Board.objects.filter(name__iexact=DEFAULT_BOARD_NAME).first() or Board.objects.order_by("id").first()
+    return (
+        Board.objects.filter(name__iexact=DEFAULT_BOARD_NAME).first() or Board.objects.order_by("id").first()
+    )
 
 
 def _when(value) -> str:
-    return (value or timezone.now()).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (value or timezone.now()).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def describe(alert: Alert, ctx: dict) -> str:

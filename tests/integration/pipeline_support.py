@@ -62,15 +62,25 @@ def setup_fake(tenant, *, org_external_id: str = "o1", mapped: bool = True) -> S
         integration.save(update_fields=["webhook_secret_ciphertext"])
         client = Client.objects.create(name=f"Harbor Dental {next(_n)}")
         org = ExternalOrganization.objects.create(
-            integration=integration, external_id=org_external_id, name="Harbor Dental Group",
-            client=client if mapped else None, mapping="manual" if mapped else None,
+            integration=integration,
+            external_id=org_external_id,
+            name="Harbor Dental Group",
+            client=client if mapped else None,
+            mapping="manual" if mapped else None,
         )
     return Setup(tenant, integration, client, org)
 
 
 def trigger(alert_id, condition="disk-c", **kw) -> dict:
-    return {"event": "trigger", "alert_id": str(alert_id), "org": kw.pop("org", "o1"), "title": kw.pop("title", "Disk low"),
-            "severity": kw.pop("severity", "high"), "condition": condition, **kw}
+    return {
+        "event": "trigger",
+        "alert_id": str(alert_id),
+        "org": kw.pop("org", "o1"),
+        "title": kw.pop("title", "Disk low"),
+        "severity": kw.pop("severity", "high"),
+        "condition": condition,
+        **kw,
+    }
 
 
 def resolve(alert_id, **kw) -> dict:

@@ -49,7 +49,9 @@ def run_at_once(n: int, work: Callable[[int], object]) -> list:
 
 def test_many_firings_of_one_condition_through_the_webhook_make_one_ticket(tenant_a, fake_provider):
     fx = setup_fake(tenant_a.tenant)
-    codes = run_at_once(N, lambda i: fx.post(trigger(f"alert-{i}", condition="disk-c"), http=HttpClient()).status_code)
+    codes = run_at_once(
+        N, lambda i: fx.post(trigger(f"alert-{i}", condition="disk-c"), http=HttpClient()).status_code
+    )
     assert codes == [202] * N
     events = InboundEvent.objects.unscoped().filter(integration=fx.integration)
     assert events.count() == N
@@ -104,8 +106,12 @@ def test_concurrent_first_alerts_of_a_tenant_share_one_catch_all(tenant_a, fake_
     from alerts.models import AlertRule
 
     fx = setup_fake(tenant_a.tenant)
-    run_at_once(10, lambda i: ingest_normalized(fx.integration, fake_alert(f"c-{i}", "o1", condition_key=f"c-{i}"),
-                                                source="webhook"))
+    run_at_once(
+        10,
+        lambda i: ingest_normalized(
+            fx.integration, fake_alert(f"c-{i}", "o1", condition_key=f"c-{i}"), source="webhook"
+        ),
+    )
     with tenant_context(fx.tenant):
         assert AlertRule.objects.filter(is_catch_all=True).count() == 1
         assert Ticket.objects.count() == 10

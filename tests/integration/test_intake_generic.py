@@ -19,9 +19,16 @@ pytestmark = pytest.mark.django_db
 
 
 def body(event, alert_id, **kw):
-    return {"event": event, "alert_id": alert_id, "condition": "disk_space_low:C:", "severity": "high",
-            "title": "Disk C: below 10% free", "organization": {"id": "acme", "name": "Acme Corp"},
-            "device": {"id": "dev-1001", "hostname": "ACME-FS01"}, **kw}
+    return {
+        "event": event,
+        "alert_id": alert_id,
+        "condition": "disk_space_low:C:",
+        "severity": "high",
+        "title": "Disk C: below 10% free",
+        "organization": {"id": "acme", "name": "Acme Corp"},
+        "device": {"id": "dev-1001", "hostname": "ACME-FS01"},
+        **kw,
+    }
 
 
 @pytest.fixture
@@ -33,8 +40,12 @@ def generic(tenant_a):
 
     def post(payload):
         with committed():
-            return http.post(card["url"], data=json.dumps(payload), content_type="application/json",
-                             **{"HTTP_" + card["header_name"].upper().replace("-", "_"): card["secret"]})
+            return http.post(
+                card["url"],
+                data=json.dumps(payload),
+                content_type="application/json",
+                **{"HTTP_" + card["header_name"].upper().replace("-", "_"): card["secret"]},
+            )
 
     return tenant_a.tenant, integration, post
 
@@ -50,7 +61,10 @@ def test_generic_webhook_end_to_end(generic, api_a):
         acme = Client.objects.create(name="Acme Corp")
         orgs.set_mapping(org, acme)
     with committed():
-        assert api_a.post(f"/api/v1/integrations/generic/events/{first.json()['event_id']}/replay/").status_code == 202
+        assert (
+            api_a.post(f"/api/v1/integrations/generic/events/{first.json()['event_id']}/replay/").status_code
+            == 202
+        )
     with tenant_context(tenant):
         (ticket,) = Ticket.objects.all()
         assert ticket.client_id == acme.pk and "ACME-FS01" in ticket.title
@@ -72,12 +86,14 @@ def test_generic_webhook_end_to_end(generic, api_a):
         ticket.refresh_from_db()
         assert ticket.status.is_closed
         assert set(Alert.objects.values_list("state", flat=True)) == {"resolved"}
-    statuses = list(InboundEvent.objects.unscoped().filter(integration=integration).values_list("status", flat=True))
+    statuses = list(
+        InboundEvent.objects.unscoped().filter(integration=integration).values_list("status", flat=True)
+    )
     assert sorted(statuses) == ["duplicate"] + ["processed"] * 4
 
 
 def test_generic_malformed_body_is_400_and_logged(generic):
-    tenant, integration, post = generic
+    _tenant, integration, post = generic
     r = post({"event": "explode"})
     assert r.status_code == 400
     (event,) = InboundEvent.objects.unscoped().filter(integration=integration)

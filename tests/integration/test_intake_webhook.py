@@ -53,14 +53,23 @@ def test_unknown_key_and_provider_mismatch_are_404(fx, tenant_b):
     from django.test import Client
 
     http = Client()
-    bad_key = http.post("/webhooks/fake/not-a-key/", data="{}", content_type="application/json",
-                        HTTP_X_PSA_WEBHOOK_SECRET=SECRET)
+    bad_key = http.post(
+        "/webhooks/fake/not-a-key/",
+        data="{}",
+        content_type="application/json",
+        HTTP_X_PSA_WEBHOOK_SECRET=SECRET,
+    )
     assert bad_key.status_code == 404 and bad_key.json() == {"detail": "Not found."}
-    wrong_provider = http.post(f"/webhooks/generic/{fx.integration.webhook_key}/", data="{}",
-                               content_type="application/json", HTTP_X_PSA_WEBHOOK_SECRET=SECRET)
+    wrong_provider = http.post(
+        f"/webhooks/generic/{fx.integration.webhook_key}/",
+        data="{}",
+        content_type="application/json",
+        HTTP_X_PSA_WEBHOOK_SECRET=SECRET,
+    )
     assert wrong_provider.status_code == 404
-    unknown_provider = http.post(f"/webhooks/nope/{fx.integration.webhook_key}/", data="{}",
-                                 content_type="application/json")
+    unknown_provider = http.post(
+        f"/webhooks/nope/{fx.integration.webhook_key}/", data="{}", content_type="application/json"
+    )
     assert unknown_provider.status_code == 404
 
 
@@ -148,7 +157,7 @@ def test_same_body_without_delivery_id_is_deduplicated_by_hash(fx):
 def test_same_alert_id_in_a_new_delivery_changes_nothing(fx):
     fx.post(trigger("a-1", delivery_id="d-1"))
     fx.post(trigger("a-1", delivery_id="d-2"))
-    first, second = _events(fx)
+    _first, second = _events(fx)
     assert second.status == "processed" and second.result["actions"] == ["redelivery"]
     (ticket,) = fx.tickets()
     assert ticket.occurrence_count == 1
@@ -174,7 +183,9 @@ def test_broker_down_keeps_the_event_and_the_sweeper_enqueues_it(fx):
     assert fx.tickets() == []
     # Too fresh for the sweeper (the request may still be enqueueing it).
     assert sweep_inbound_events() == {"found": 0, "enqueued": 0}
-    InboundEvent.objects.unscoped().filter(pk=event.pk).update(received_at=timezone.now() - dt.timedelta(minutes=2))
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(
+        received_at=timezone.now() - dt.timedelta(minutes=2)
+    )
     # Broker still down: found, not enqueued, left for the next sweep.
     with mock.patch.object(process_inbound_event, "apply_async", side_effect=OperationalError("broker down")):
         assert sweep_inbound_events() == {"found": 1, "enqueued": 0}
@@ -194,8 +205,9 @@ def test_sweeper_takes_over_an_event_whose_worker_died(fx):
     (event,) = _events(fx)
     long_ago = timezone.now() - dt.timedelta(hours=1)
     # A worker claimed it an hour ago and died (lease long expired).
-    InboundEvent.objects.unscoped().filter(pk=event.pk).update(received_at=long_ago, enqueued_at=long_ago,
-                                                               claimed_at=long_ago, attempts=1)
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(
+        received_at=long_ago, enqueued_at=long_ago, claimed_at=long_ago, attempts=1
+    )
     assert sweep_inbound_events()["enqueued"] == 1
     event.refresh_from_db()
     assert event.status == "processed" and event.attempts == 2

@@ -27,10 +27,29 @@ def test_alerts_list_detail_and_filters(fx, api_a, api_b, make_asset):
     assert body["count"] == 2
     by_id = {a["external_id"]: a for a in body["results"]}
     a1 = by_id["a-1"]
-    for key in ("id", "provider", "external_id", "condition_key", "severity", "title", "message", "state", "asset",
-                "client", "ticket", "occurrence_count", "first_seen", "last_seen"):
+    for key in (
+        "id",
+        "provider",
+        "external_id",
+        "condition_key",
+        "severity",
+        "title",
+        "message",
+        "state",
+        "asset",
+        "client",
+        "ticket",
+        "occurrence_count",
+        "first_seen",
+        "last_seen",
+    ):
         assert key in a1
-    assert (a1["provider"], a1["state"], a1["asset"], a1["client"]) == ("fake", "active", asset.pk, fx.client.pk)
+    assert (a1["provider"], a1["state"], a1["asset"], a1["client"]) == (
+        "fake",
+        "active",
+        asset.pk,
+        fx.client.pk,
+    )
     assert by_id["a-2"]["state"] == "unmapped" and by_id["a-2"]["ticket"] is None
 
     def ids(query):

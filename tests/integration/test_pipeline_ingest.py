@@ -74,8 +74,9 @@ def test_unknown_organization_is_discovered_and_the_alert_kept_unmapped(fx):
 
 def test_mapped_parent_organization_attributes_a_child(fx):
     with tenant_context(fx.tenant):
-        ExternalOrganization.objects.create(integration=fx.integration, external_id="site-1", name="Site",
-                                            parent_external_id="o1")
+        ExternalOrganization.objects.create(
+            integration=fx.integration, external_id="site-1", name="Site", parent_external_id="o1"
+        )
     a = ingest(fx, fake_alert("a-1", "site-1"))
     assert a.client_id == fx.client.pk and a.state == "active"
 
@@ -85,8 +86,9 @@ def test_mapped_parent_organization_attributes_a_child(fx):
 
 def test_ignore_rule_keeps_the_alert_as_ignored(fx):
     with tenant_context(fx.tenant):
-        rule = AlertRule.objects.create(name="Ignore info", position=1, action="ignore",
-                                        conditions={"severities": ["info"]})
+        rule = AlertRule.objects.create(
+            name="Ignore info", position=1, action="ignore", conditions={"severities": ["info"]}
+        )
     a = ingest(fx, fake_alert("a-1", "o1", severity="info"))
     assert a.state == "ignored" and a.rule_id == rule.pk and a.ticket_id is None
     b = ingest(fx, fake_alert("a-2", "o1", severity="high"))
@@ -99,9 +101,15 @@ def test_rule_sets_board_priority_template_assignee_and_notifies(fx, make_member
         security = Board.objects.get(name="Security")
         high = Priority.objects.get(name="High")
         rule = AlertRule.objects.create(
-            name="Servers", position=1, conditions={"severities": ["critical"]}, board=security,
-            priority_map={"critical": high.pk}, assignee=tech, title_template="SRV {{ title }} @ {{ client }}",
-            description_template="{{ message }} / {{ nosuchfield }}", notify_email=True,
+            name="Servers",
+            position=1,
+            conditions={"severities": ["critical"]},
+            board=security,
+            priority_map={"critical": high.pk},
+            assignee=tech,
+            title_template="SRV {{ title }} @ {{ client }}",
+            description_template="{{ message }} / {{ nosuchfield }}",
+            notify_email=True,
         )
         rule.notify_users.set([tech])
     a = ingest(fx, fake_alert("a-1", "o1", severity="critical", title="CPU", message="hot"))
@@ -111,7 +119,9 @@ def test_rule_sets_board_priority_template_assignee_and_notifies(fx, make_member
         assert t.title == f"SRV CPU @ {fx.client.name}" and t.description == "hot /"
         (n,) = Notification.objects.filter(user=tech)
         assert n.url == f"/tickets/{t.pk}/" and f"#{t.number}" in n.title
-        assert TicketNote.objects.filter(ticket=t, kind="system", body__startswith="Created from fake alert a-1").exists()
+        assert TicketNote.objects.filter(
+            ticket=t, kind="system", body__startswith="Created from fake alert a-1"
+        ).exists()
     assert [m.to for m in mail.outbox] == [["tech@alpha.example"]]
     # A repeat firing notifies nobody again.
     ingest(fx, fake_alert("a-2", "o1", severity="critical", title="CPU", condition_key=a.condition_key))
@@ -121,9 +131,13 @@ def test_rule_sets_board_priority_template_assignee_and_notifies(fx, make_member
 def test_matching_window_suppresses_and_its_end_reevaluates(fx):
     now = timezone.now()
     with tenant_context(fx.tenant):
-        window = MaintenanceWindow.objects.create(name="Patch night", scope="client", client=fx.client,
-                                                  starts_at=now - dt.timedelta(hours=1),
-                                                  ends_at=now + dt.timedelta(hours=1))
+        window = MaintenanceWindow.objects.create(
+            name="Patch night",
+            scope="client",
+            client=fx.client,
+            starts_at=now - dt.timedelta(hours=1),
+            ends_at=now + dt.timedelta(hours=1),
+        )
     a = ingest(fx, fake_alert("a-1", "o1"))
     assert a.state == "suppressed" and a.suppressed_by_id == window.pk
     assert a.suppressed_until == window.ends_at and a.ticket_id is None
@@ -145,8 +159,12 @@ def test_matching_window_suppresses_and_its_end_reevaluates(fx):
 def test_resolved_while_suppressed_never_makes_a_ticket(fx):
     now = timezone.now()
     with tenant_context(fx.tenant):
-        MaintenanceWindow.objects.create(name="All", scope="all", starts_at=now - dt.timedelta(hours=1),
-                                         ends_at=now + dt.timedelta(hours=1))
+        MaintenanceWindow.objects.create(
+            name="All",
+            scope="all",
+            starts_at=now - dt.timedelta(hours=1),
+            ends_at=now + dt.timedelta(hours=1),
+        )
     ingest(fx, fake_alert("a-1", "o1"))
     r = ingest(fx, fake_alert("a-1", "o1", event=AlertEventKind.RESOLVED))
     assert r.state == "resolved"
@@ -166,7 +184,10 @@ def test_repeat_firing_is_an_occurrence_and_closed_ticket_opens_a_new_one(fx):
     with tenant_context(fx.tenant):
         t = Ticket.objects.get(pk=first.ticket_id)
         assert t.occurrence_count == 2
-        assert TicketNote.objects.filter(ticket=t, body__startswith="Alert fired again (occurrence 2)").count() == 1
+        assert (
+            TicketNote.objects.filter(ticket=t, body__startswith="Alert fired again (occurrence 2)").count()
+            == 1
+        )
         # Closed behind the pipeline's back (no signal): the next firing still opens a new ticket.
         closed = t.board.statuses.model.objects.get(name="Closed")
         Ticket.objects.filter(pk=t.pk).update(status=closed)
@@ -184,8 +205,12 @@ def test_dedup_key_is_versioned_and_per_provider(fx):
 
 def test_template_with_missing_fields_never_breaks_the_pipeline(fx):
     with tenant_context(fx.tenant):
-        AlertRule.objects.create(name="T", position=1, title_template="{{ device }}{{ nope }}",
-                                 description_template="{{ organization.__class__ }}")
+        AlertRule.objects.create(
+            name="T",
+            position=1,
+            title_template="{{ device }}{{ nope }}",
+            description_template="{{ organization.__class__ }}",
+        )
     a = ingest(fx, fake_alert("a-1", "o1", title="X"))
     with tenant_context(fx.tenant):
         t = Ticket.objects.get(pk=a.ticket_id)
@@ -205,7 +230,9 @@ def test_updated_event_refreshes_fields_without_an_occurrence(fx):
 def test_same_alert_id_firing_again_after_resolve_is_a_new_firing(fx):
     t0 = timezone.now() - dt.timedelta(hours=2)
     ingest(fx, fake_alert("a-1", "o1", occurred_at=t0))
-    ingest(fx, fake_alert("a-1", "o1", event=AlertEventKind.RESOLVED, occurred_at=t0 + dt.timedelta(minutes=5)))
+    ingest(
+        fx, fake_alert("a-1", "o1", event=AlertEventKind.RESOLVED, occurred_at=t0 + dt.timedelta(minutes=5))
+    )
     # A late copy of the original trigger: nothing.
     late = ingest(fx, fake_alert("a-1", "o1", occurred_at=t0))
     assert late.outcome["action"] == "redelivery" and late.state == "resolved"
@@ -232,8 +259,14 @@ def _stored_event(fx, payload):
 
 def test_worker_killed_between_alerts_then_rerun_processes_each_alert_once(fx, fake_provider, monkeypatch):
     # One delivery carrying two firings of one condition.
-    monkeypatch.setattr(fake_provider, "parse_webhook", lambda self, request: [
-        fake_alert("m-1", "o1", condition_key="disk"), fake_alert("m-2", "o1", condition_key="disk")])
+    monkeypatch.setattr(
+        fake_provider,
+        "parse_webhook",
+        lambda self, request: [
+            fake_alert("m-1", "o1", condition_key="disk"),
+            fake_alert("m-2", "o1", condition_key="disk"),
+        ],
+    )
     event = _stored_event(fx, trigger("ignored-by-patched-parser"))
     real = processing.ingest_normalized
     calls = []
@@ -255,7 +288,9 @@ def test_worker_killed_between_alerts_then_rerun_processes_each_alert_once(fx, f
     with tenant_context(fx.tenant):
         assert processing.process_event(event.pk) is None
     # Lease over (the sweeper re-enqueues it): processed once, m-1 is not counted twice.
-    InboundEvent.objects.unscoped().filter(pk=event.pk).update(claimed_at=timezone.now() - dt.timedelta(hours=1))
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(
+        claimed_at=timezone.now() - dt.timedelta(hours=1)
+    )
     with tenant_context(fx.tenant):
         result = processing.process_event(event.pk)
     assert result["actions"] == ["redelivery", "occurrence"]
@@ -286,7 +321,9 @@ def test_worker_killed_inside_the_ticket_transaction_leaves_nothing(fx, monkeypa
     monkeypatch.setattr(ticketing, "create_alert_ticket", real)
     with tenant_context(fx.tenant):
         assert (Alert.objects.count(), AlertGroup.objects.count(), Ticket.objects.count()) == (0, 0, 0)
-    InboundEvent.objects.unscoped().filter(pk=event.pk).update(claimed_at=timezone.now() - dt.timedelta(hours=1))
+    InboundEvent.objects.unscoped().filter(pk=event.pk).update(
+        claimed_at=timezone.now() - dt.timedelta(hours=1)
+    )
     with tenant_context(fx.tenant):
         assert processing.process_event(event.pk)["actions"] == ["ticket_created"]
     assert len(fx.tickets()) == 1
@@ -344,7 +381,9 @@ def test_replay_after_mapping_fix_creates_the_ticket_once(fx, api_a):
 
 def test_replay_of_a_failed_event_runs_the_fixed_parser(fx, fake_provider, monkeypatch, api_a):
     original = fake_provider.parse_webhook
-    monkeypatch.setattr(fake_provider, "parse_webhook", lambda self, request: (_ for _ in ()).throw(ValueError("bug")))
+    monkeypatch.setattr(
+        fake_provider, "parse_webhook", lambda self, request: (_ for _ in ()).throw(ValueError("bug"))
+    )
     event_id = fx.post(trigger("r-1")).json()["event_id"]
     assert InboundEvent.objects.unscoped().get(pk=event_id).status == "failed"
     monkeypatch.setattr(fake_provider, "parse_webhook", original)

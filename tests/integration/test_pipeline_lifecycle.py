@@ -133,7 +133,9 @@ def _close_as(fx, user, ticket_id, api=None):
     return r
 
 
-def test_close_by_a_person_resets_alerts_and_records_failures_without_blocking(fx, fake_provider, tenant_a, api_a):
+def test_close_by_a_person_resets_alerts_and_records_failures_without_blocking(
+    fx, fake_provider, tenant_a, api_a
+):
     fake_provider.state.reset_failures = {"a-2": Unavailable("RMM is down")}
     a1 = ingest(fx, fake_alert("a-1", "o1", condition_key="disk"))
     ingest(fx, fake_alert("a-2", "o1", condition_key="disk"))
