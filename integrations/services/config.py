@@ -223,7 +223,8 @@ def update_integration(
             row.settings = settings
         if poll_interval_minutes is not None and poll_interval_minutes != row.poll_interval_minutes:
             row.poll_interval_minutes = poll_interval_minutes
-            row.next_poll_at = now + dt.timedelta(minutes=poll_interval_minutes)
+            if row.next_poll_at is not None:  # None means "poll as soon as connected": keep it
+                row.next_poll_at = (row.last_poll_at or now) + dt.timedelta(minutes=poll_interval_minutes)
         if poll_enabled is not None:
             row.poll_enabled = bool(poll_enabled)
         if enabled is not None:
