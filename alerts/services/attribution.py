@@ -25,6 +25,9 @@ class Attribution:
     organization: Any = None  # integrations.ExternalOrganization
     client_id: int | None = None
     asset_id: int | None = None
+    # The loaded rows, handed to the Alert so rules/templates do not fetch them again.
+    client: Any = None
+    asset: Any = None
 
     @property
     def mapped(self) -> bool:
@@ -41,7 +44,7 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
         client = getattr(resolved, "client", None) if resolved is not None else None
         if client is not None:
             result.organization = resolved.organization
-            result.client_id = client.pk
+            result.client_id, result.client = client.pk, client
         else:
             result.organization = orgs.discover(
                 integration,
@@ -52,14 +55,16 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
     asset = None
     if alert.device_external_id:
         identity = (
-            AssetExternalId.objects.filter(provider=alert.provider, external_id=alert.device_external_id)
-            .select_related("asset")
+            AssetExternalId.objects.filter(
+                provider=integration.provider, external_id=alert.device_external_id
+            )
+            .select_related("asset", "asset__client")
             .first()
         )
         asset = identity.asset if identity is not None else None
         if asset is not None:
             if result.client_id is None and not named_org:
-                result.client_id = asset.client_id
+                result.client_id, result.client = asset.client_id, asset.client
             elif asset.client_id != result.client_id:
                 asset = None
     if asset is None and alert.serial_number and result.client_id is not None:
@@ -69,4 +74,5 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
             .first()
         )
     result.asset_id = asset.pk if asset is not None else None
+    result.asset = asset
     return result

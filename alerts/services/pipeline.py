@@ -29,7 +29,6 @@ from alerts.services.sql import insert_returning_id
 from alerts.services.text import clean, clean_json
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
 from psa.tenancy import tenant_context
-from tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +122,13 @@ def _insert(
         return None
     alert = Alert(pk=pk, **values)
     alert._state.adding = False
+    # Cache the related rows we already hold (rules and templates read them).
+    if attribution.organization is not None:
+        alert.organization = attribution.organization
+    if attribution.client is not None:
+        alert.client = attribution.client
+    if attribution.asset is not None:
+        alert.asset = attribution.asset
     return alert
 
 
@@ -180,12 +186,10 @@ def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
             AlertGroup.objects.filter(pk=row.id).update(ticket_id=ticket.pk)
             notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
             return ticket.pk, True
-        closed = Ticket.objects.filter(pk=row.ticket_id, status__is_closed=True).exists()
-        if closed:
+        if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count):
             # The ticket was closed without us hearing of it: retire the group and open a new one.
             dedup.close_stale_group(row.id, undo_increment=True)
             continue
-        ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count)
         return row.ticket_id, False
     raise RuntimeError(f"could not settle the open group of {alert.dedup_key}")
 

@@ -58,17 +58,22 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
     return ticket
 
 
-def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> None:
-    ticket = Ticket(pk=ticket_id, tenant_id=alert.tenant_id)
-    Ticket.objects.filter(pk=ticket_id).update(occurrence_count=F("occurrence_count") + 1)
+def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bool:
+    """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed."""
+    bumped = Ticket.objects.filter(pk=ticket_id, status__is_closed=False).update(
+        occurrence_count=F("occurrence_count") + 1
+    )
+    if not bumped:
+        return False
     add_note(
-        ticket,
+        Ticket(pk=ticket_id, tenant_id=alert.tenant_id),
         kind=NoteKind.SYSTEM,
         body=(
             f"Alert fired again (occurrence {count}): {describe(alert, ctx)} at {_when(alert.last_seen)}. "
             f"{alert.provider} alert {alert.external_id}."
         ),
     )
+    return True
 
 
 def closed_status_for(board: Board) -> Status | None:
