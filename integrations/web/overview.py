@@ -29,6 +29,7 @@ def provider_panel(request, provider: str):
     return render(request, "integrations/panel.html", ctx)
 
 
+@admin_required
 def settings_home(request):
     from django.shortcuts import redirect
 

@@ -189,3 +189,33 @@ def test_job_progress_fragment_polls_until_done(admin_web, tenant_a):
     html = r.content.decode()
     assert r["HX-Retarget"] == "#card-organizations"
     assert "every 1s" not in html and "Created: <strong>2</strong>" in html
+
+
+def _settings_routes():
+    import re
+
+    from alerts.web import urls as alert_urls
+    from integrations import urls as integration_urls
+
+    out = []
+    for pattern in integration_urls.urlpatterns + alert_urls.urlpatterns:
+        route = str(pattern.pattern)
+        if not route.startswith("settings/"):
+            continue
+        path = "/" + re.sub(r"<slug:provider>", "generic", route)
+        path = re.sub(r"<str:direction>", "up", path)
+        path = re.sub(r"<int:\w+>", "1", path)
+        out.append(path)
+    return out
+
+
+def test_every_settings_route_is_admin_only(client, tenant_a, make_member):
+    """Walks the URLconf, so a new settings page cannot forget the admin check."""
+    _generic(tenant_a.tenant)
+    client.force_login(make_member(tenant_a.tenant, Role.TECHNICIAN))
+    routes = _settings_routes()
+    assert len(routes) > 20
+    for path in routes:
+        answers = {client.get(path).status_code, client.post(path).status_code}
+        # 403 for a technician; 405 where one verb does not exist (checked before the role).
+        assert 403 in answers and answers <= {403, 405}, (path, answers)
