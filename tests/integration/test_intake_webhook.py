@@ -246,3 +246,24 @@ def test_get_is_405_json(fx):
 
     r = Client().get(fx.url)
     assert r.status_code == 405 and r.json()["detail"]
+
+
+def test_provider_signature_scheme_replaces_the_shared_secret(fx, fake_provider):
+    import hashlib
+    import hmac
+
+    def verify(self, request, secret):
+        supplied = request.headers.get("x-fake-signature")
+        if supplied is None:
+            return None  # no signature: fall back to the shared-secret header
+        expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(supplied, expected)
+
+    fake_provider.verify_webhook_signature = verify
+    body = json.dumps(trigger("s-1")).encode()
+    good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert fx.post(body, secret=None, HTTP_X_FAKE_SIGNATURE=good).status_code == 202
+    assert fx.post(body, secret=None, HTTP_X_FAKE_SIGNATURE="sha256=00").status_code == 401
+    # A valid shared secret does not rescue a bad signature.
+    assert fx.post(body, secret=SECRET, HTTP_X_FAKE_SIGNATURE="sha256=00").status_code == 401
+    assert fx.post(json.dumps(trigger("s-2")), secret=SECRET).status_code == 202
