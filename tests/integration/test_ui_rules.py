@@ -148,7 +148,7 @@ def test_create_recurring_window_in_time_zone(admin_web, tenant_a, make_client):
     with tenant_context(tenant_a.tenant):
         w = MaintenanceWindow.objects.get(name="Patch night")
     assert w.rrule == "FREQ=WEEKLY;BYDAY=SA" and w.client_id == acme.pk and w.timezone == "Europe/Berlin"
-    assert w.starts_at == dt.datetime(2026, 1, 3, 21, 0, tzinfo=dt.timezone.utc)  # 22:00 CET
+    assert w.starts_at == dt.datetime(2026, 1, 3, 21, 0, tzinfo=dt.UTC)  # 22:00 CET
     html = admin_web.get(WINDOWS).content.decode()
     assert "every week on Sa" in html and "Client: Acme" in html and "Next start" in html
     # Edit shows the local wall-clock time back.
@@ -157,7 +157,7 @@ def test_create_recurring_window_in_time_zone(admin_web, tenant_a, make_client):
 
 
 def test_active_now_window(admin_web, tenant_a):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with tenant_context(tenant_a.tenant):
         MaintenanceWindow.objects.create(name="Now", scope="all", starts_at=now - dt.timedelta(hours=1),
                                          ends_at=now + dt.timedelta(hours=1), timezone="UTC")
@@ -185,7 +185,7 @@ def test_window_errors_next_to_fields(admin_web, tenant_a, data, field, message)
 
 
 def test_windows_permissions_and_tenancy(tech_web, tenant_a, tenant_b):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with tenant_context(tenant_b.tenant):
         theirs = MaintenanceWindow.objects.create(name="B", starts_at=now, ends_at=now + dt.timedelta(hours=1))
     assert tech_web.get(WINDOWS).status_code == 403
