@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from integrations.errors import RateLimited, Unavailable
 from psa.tasks import TenantTask
 
 
@@ -16,7 +17,7 @@ from psa.tasks import TenantTask
     name="alerts.process_inbound_event",
     bind=True,
     acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
+    autoretry_for=(OperationalError, InterfaceError, Unavailable, RateLimited),
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=8,

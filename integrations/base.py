@@ -113,6 +113,11 @@ class Provider:
         """Devices of the given (mapped) organizations, streamed."""
         return iter(())
 
+    # Optional hook for providers that sign their webhooks (HMAC over the raw body, Svix...):
+    #   def verify_webhook_signature(self, request: WebhookRequest, secret: str) -> bool | None
+    # Returning None falls back to the shared-secret header. It is deliberately not defined
+    # here: intake treats its presence as "this provider signs" (alerts.services.intake).
+
     def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
         """Cheap check at intake; raise WebhookParseError for a body that cannot be read."""
         raise NotImplementedError

@@ -26,13 +26,16 @@ from alerts.services import events
 from alerts.services.pipeline import ingest_normalized
 from alerts.services.text import clean
 from integrations.base import WebhookRequest
-from integrations.errors import ProviderError, WebhookParseError
+from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
 from integrations.registry import get_provider
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 TRANSIENT = (OperationalError, InterfaceError)
+# The provider is down or throttling us (e.g. while salvaging a broken body): retry later
+# instead of failing the event; after MAX_ATTEMPTS it is failed and can be replayed.
+PROVIDER_TRANSIENT = (Unavailable, RateLimited)
 
 ACTION_WORDS = {
     "ticket_created": "new ticket",
@@ -87,6 +90,18 @@ def process_event(event_id: int) -> dict | None:
     provider = get_provider(integration)
     try:
         normalized = list(provider.parse_webhook(request))
+    except PROVIDER_TRANSIENT as exc:
+        if event.attempts < MAX_ATTEMPTS:
+            _release(event_id, fence)
+            raise
+        _finish(
+            event_id,
+            fence,
+            status=InboundEventStatus.FAILED,
+            error=f"{exc} (gave up after {MAX_ATTEMPTS} attempts; replay the event when the provider answers again)",
+            summary=envelope or "Provider unavailable",
+        )
+        return None
     except (WebhookParseError, ProviderError) as exc:
         _finish(
             event_id,
