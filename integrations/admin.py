@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from .models import ExternalOrganization, Integration, Job
 
@@ -21,6 +22,7 @@ class IntegrationAdmin(UnscopedAdmin):
     search_fields = ["tenant__name", "account_name"]
     # Secrets stay out: the ciphertext fields are excluded, hints show only "set"/last 4.
     exclude = ["credentials_ciphertext", "webhook_secret_ciphertext"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = [
         "tenant", "provider", "status", "connected_at", "last_error", "account_name", "credentials_hint",
         "webhook_key", "last_webhook_at", "next_poll_at", "last_poll_at", "last_poll_ok", "last_poll_error",
