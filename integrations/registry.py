@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from .base import Provider
     from .models import Integration
 
-_providers: dict[str, type["Provider"]] = {}
+_providers: dict[str, type[Provider]] = {}
 _frozen = False
 
 
-def register(provider_cls: type["Provider"]) -> type["Provider"]:
+def register(provider_cls: type[Provider]) -> type[Provider]:
     if _frozen:
         raise RuntimeError("provider registry is frozen after start-up")
     _providers[provider_cls.slug] = provider_cls
@@ -48,7 +48,7 @@ def is_frozen() -> bool:
 
 
 @contextmanager
-def registered_for_tests(provider_cls: type["Provider"]) -> Iterator[type["Provider"]]:
+def registered_for_tests(provider_cls: type[Provider]) -> Iterator[type[Provider]]:
     """Register ``provider_cls`` for the duration of a test, then restore the previous state."""
     slug = provider_cls.slug
     previous = _providers.get(slug)
@@ -67,7 +67,7 @@ def unregister_for_tests(slug: str) -> None:
     _providers.pop(slug, None)
 
 
-def get_provider_class(slug: str) -> type["Provider"]:
+def get_provider_class(slug: str) -> type[Provider]:
     _freeze_once_started()
     try:
         return _providers[slug]
@@ -75,12 +75,12 @@ def get_provider_class(slug: str) -> type["Provider"]:
         raise LookupError(f"unknown provider {slug!r}") from None
 
 
-def all_providers() -> list[type["Provider"]]:
+def all_providers() -> list[type[Provider]]:
     _freeze_once_started()
     return sorted(_providers.values(), key=lambda p: (p.slug != "generic", p.name))
 
 
-def get_provider(integration: "Integration") -> "Provider":
+def get_provider(integration: Integration) -> Provider:
     return get_provider_class(integration.provider)(integration)
 
 

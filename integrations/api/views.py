@@ -17,7 +17,12 @@ from integrations.services import config, jobs, orgs
 from psa.api.permissions import IsTenantAdmin
 from psa.api.viewsets import TenantReadOnlyViewSet, TenantViewSetMixin
 
-from .serializers import ExternalOrganizationSerializer, IntegrationWriteSerializer, JobSerializer, integration_data
+from .serializers import (
+    ExternalOrganizationSerializer,
+    IntegrationWriteSerializer,
+    JobSerializer,
+    integration_data,
+)
 
 SLUG_RE = r"[a-z0-9_-]+"
 
@@ -188,7 +193,7 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
     def perform_update(self, serializer):
         v = serializer.validated_data
         org = serializer.instance
-        client = v["client"] if "client" in v else org.client
+        client = v.get("client", org.client)
         site = v.get("site") if "site" in v else (org.site if client == org.client else None)
         orgs.set_mapping(org, client, site)
 

@@ -79,7 +79,7 @@ def test_serial_match_within_the_same_client_only(setup, tenant_a, as_tenant, fa
 
 
 def test_reinstalled_agent_attaches_to_existing_asset(setup, tenant_a, as_tenant, fake_provider):
-    integration, acme, _ = setup
+    integration, *_ = setup
     fake_provider.state.devices = [device("agent-old", "o-acme", serial_number="SER-42")]
     _sync(tenant_a.tenant, as_tenant, integration)
     fake_provider.state.devices = [device("agent-new", "o-acme", serial_number="SER-42")]
@@ -121,7 +121,7 @@ def test_devices_of_unmapped_orgs_skipped(setup, tenant_a, as_tenant, fake_provi
 
 
 def test_software_inventory_replaced_per_source(setup, tenant_a, as_tenant, fake_provider):
-    integration, acme, _ = setup
+    integration, *_ = setup
     fake_provider.state.devices = [device("d1", "o-acme", software=[SoftwareRecord("Chrome", "120"),
                                                                     SoftwareRecord("7-Zip", "23")])]
     _sync(tenant_a.tenant, as_tenant, integration)
@@ -148,9 +148,9 @@ def test_no_mapped_orgs_means_no_provider_call(tenant_a, fake_provider, as_tenan
 
 
 def test_streaming_5000_devices_in_batched_queries(setup, tenant_a, as_tenant, fake_provider, make_asset):
-    integration, acme, globex = setup
+    integration, acme, _ = setup
     n = 5000
-    for i in range(0, 40):  # some existing assets to match by serial
+    for i in range(40):  # some existing assets to match by serial
         make_asset(tenant_a.tenant, acme, f"Existing {i}", serial_number=f"SER-{i:05d}")
     written_while_streaming: list[int] = []
 

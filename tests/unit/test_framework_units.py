@@ -7,7 +7,14 @@ import pytest
 from integrations import registry
 from integrations.base import Provider
 from integrations.crypto import CredentialDecryptError
-from integrations.errors import AuthFailed, BadResponse, ProviderError, RateLimited, ReconnectRequired, Unavailable
+from integrations.errors import (
+    AuthFailed,
+    BadResponse,
+    ProviderError,
+    RateLimited,
+    ReconnectRequired,
+    Unavailable,
+)
 from integrations.services import config
 from integrations.services.devices import usable_serial
 from integrations.services.errors import describe_error, error_code
