@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from integrations.base import Provider
@@ -66,6 +68,7 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
     return data
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class CredentialsField(serializers.Field):
     """A JSON object of credential fields (values validated by the config service)."""
 

@@ -64,6 +64,7 @@ class IntegrationViewSet(viewsets.ViewSet):
     """One row per registered provider, addressed by its slug."""
 
     permission_classes = [IsTenantAdmin]
+    serializer_class = IntegrationWriteSerializer  # the PUT body (also what the schema shows)
     lookup_field = "provider"
     lookup_value_regex = SLUG_RE
 
@@ -181,7 +182,8 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
         self.provider_cls = config.provider_class(self.kwargs["provider"])  # unknown slug -> 404
 
     def queryset_for_tenant(self):
-        return ExternalOrganization.objects.filter(integration__provider=self.kwargs["provider"]).order_by("name", "id")
+        provider = self.kwargs.get("provider")  # absent only while the API schema is generated
+        return ExternalOrganization.objects.filter(integration__provider=provider).order_by("name", "id")
 
     def get_serializer_context(self):
         ctx = super().get_serializer_context()
