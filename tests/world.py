@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from psa.tenancy import TenantModel, tenant_context
 
-FACTORIES: dict[str, Callable[["World"], models.Model]] = {}
+FACTORIES: dict[str, Callable[[World], models.Model]] = {}
 
 
 def factory(label: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rest_framework.test import APIClient
 
 from psa.models import Client
@@ -95,9 +94,8 @@ def test_invalid_status_for_board_is_400_and_writes_nothing(api_a, ids, make_tic
 
 def test_service_errors_roll_back_everything(ids, tenant_a, as_tenant):
     before = _counts(tenant_a.tenant, as_tenant)
-    with as_tenant(tenant_a.tenant):
-        with pytest.raises(services.TicketError):
-            services.create_ticket(board=Board.objects.get(name="General"), title="x", status=Status.objects.get(pk=ids["alerts_only"]))
+    with as_tenant(tenant_a.tenant), pytest.raises(services.TicketError):
+        services.create_ticket(board=Board.objects.get(name="General"), title="x", status=Status.objects.get(pk=ids["alerts_only"]))
     assert _counts(tenant_a.tenant, as_tenant) == before
 
 

@@ -58,7 +58,7 @@ def _settings_import(**env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PSA_PRODUCTION", "PSA_CREDENTIAL_KEYS")}
     return subprocess.run(
         [sys.executable, "-c", "import psa.settings"], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
-        timeout=60,
+        timeout=60, check=False,
     )
 
 
