@@ -11,6 +11,8 @@ class PsaConfig(AppConfig):
     verbose_name = "PSA core"
 
     def ready(self):
+        from .api import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+
         if settings.EMBEDDED:
             log.info("Embedded mode: SQLite database, Celery tasks run in-process (set DATABASE_URL/REDIS_URL for production)")
         elif settings.CELERY_TASK_ALWAYS_EAGER:
