@@ -103,6 +103,19 @@ def credential_state(integration: Integration) -> dict[str, dict[str, Any]]:
     return state
 
 
+def _hints_for(stored: dict[str, Any], typed: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Hints for what is actually stored (after prepare_credentials), never for what was dropped."""
+    hints: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key in typed and typed[key] == value:
+            hints[key] = _hint(value)
+        elif key in previous and key not in typed:
+            hints[key] = previous[key]
+        else:  # derived by the provider (e.g. a token from a login): say it is set, nothing more
+            hints[key] = {"set": True}
+    return hints
+
+
 def _clean_credentials(cls: type[Provider], credentials: Any) -> dict[str, Any]:
     if not isinstance(credentials, dict):
         raise ValidationError({"credentials": ["Must be an object of credential fields."]})
@@ -172,17 +185,15 @@ def update_integration(
         changed_connection |= new_base_url != integration.base_url
 
     merged: dict[str, Any] | None = None
-    hints = dict(integration.credentials_hint or {})
+    incoming: dict[str, Any] = {}
     if credentials is not None:
         incoming = _clean_credentials(cls, credentials)
         merged = dict(integration.get_credentials()) if integration.credentials_ciphertext else {}
         for key, value in incoming.items():
             if value in (None, ""):
                 merged.pop(key, None)
-                hints.pop(key, None)
             else:
                 merged[key] = value
-                hints[key] = _hint(value)
         changed_connection |= bool(incoming)
 
     if settings is not None:
@@ -204,7 +215,7 @@ def update_integration(
     if takes_credentials(cls) and (changed_connection or merged is not None):
         check = merged if merged is not None else (integration.get_credentials() if integration.pk else {})
         errors.update(provider.validate_credentials(check, new_base_url) or {})
-        if not errors and merged is not None and merged:
+        if not errors and merged and (incoming or changed_connection):
             try:
                 merged = provider.prepare_credentials(merged, new_base_url)
             except ProviderError as exc:
@@ -218,7 +229,7 @@ def update_integration(
         row.base_url = new_base_url
         if merged is not None:
             row.set_credentials(merged)
-            row.credentials_hint = hints
+            row.credentials_hint = _hints_for(merged, incoming, row.credentials_hint or {})
         if settings is not None:
             row.settings = settings
         if poll_interval_minutes is not None and poll_interval_minutes != row.poll_interval_minutes:

@@ -19,6 +19,7 @@ BASE = "/api/v1/integrations"
 def connected(api_a, fake_provider):
     r = api_a.put(f"{BASE}/fake/", {"credentials": {"api_key": API_KEY}}, format="json")
     assert r.status_code == 200, r.content
+    _no_secrets(r, API_KEY)
     return r.json()
 
 

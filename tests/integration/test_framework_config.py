@@ -195,3 +195,20 @@ def test_rotation_command_reports_undecryptable_rows_and_continues(fake_int, ten
         call_command("rotate_credentials", stdout=out, stderr=err)
     assert "rotated 1" in out.getvalue() and "1 failed" in out.getvalue()
     assert f"integration {broken.pk}" in err.getvalue() and "not-a-token" not in err.getvalue()
+
+
+def test_hints_describe_what_prepare_credentials_stored(tenant_a, fake_provider, as_tenant, monkeypatch):
+    def exchange(self, creds, base_url):
+        if creds.get("password"):  # like a login that trades the password for a token
+            return {"username": creds["username"], "token": "derived-token-0123456789"}
+        return creds
+
+    monkeypatch.setattr(fake_provider, "prepare_credentials", exchange)
+    with as_tenant(tenant_a.tenant):
+        integration = config.get_integration("fake", create=True)
+        config.update_integration(integration, credentials={"username": "admin-user-long", "password": "pw-123456789012"})
+        assert integration.get_credentials() == {"username": "admin-user-long", "token": "derived-token-0123456789"}
+        state = config.credential_state(integration)
+    assert state["password"] == {"set": False}  # never stored, so never shown as set
+    assert state["username"] == {"set": True, "last4": "long"}
+    assert state["token"] == {"set": True}  # derived: no characters shown
