@@ -19,6 +19,10 @@ from psa.tenancy import _current_tenant, tenant_context
 
 _seq = itertools.count(1)
 
+# Password hashing dominates tenant creation; tests do not need a slow hasher. (Processes the
+# e2e harness starts keep the default hashers; they authenticate with API tokens.)
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 @pytest.fixture(autouse=True)
 def _celery_eager():

@@ -18,3 +18,10 @@ def test_schema_lists_the_public_endpoints(api_a):
 def test_interactive_docs_page(db):
     r = WebClient().get("/api/docs/")
     assert r.status_code == 200 and b"swagger" in r.content.lower()
+
+
+def test_interactive_docs_are_served_locally_not_from_a_cdn(db):
+    html = WebClient().get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn.jsdelivr" not in html and "unpkg" not in html
+    assert WebClient().get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
