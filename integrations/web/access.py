@@ -7,31 +7,15 @@ id is a 404 (never a 403 that would confirm it exists).
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
-from django.shortcuts import render
 
 from integrations import registry
+from psa.models import Role
+from psa.web.access import member_required
 
 
-def admin_required(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        membership = getattr(request, "membership", None)
-        if membership is None or not membership.is_admin:
-            return render(
-                request,
-                "integrations/forbidden.html",
-                {"message": "Only tenant admins can change settings."},
-                status=403,
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Settings pages are for tenant admins; the shared web access rule does the checking.
+admin_required = member_required(roles=(Role.ADMIN,))
 
 
 def provider_class_or_404(slug: str):

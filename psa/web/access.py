@@ -30,7 +30,7 @@ def member_required(view=None, *, roles: tuple[str, ...] | None = None):
                 return forbidden(request, "Your account is not a member of any MSP. Ask an admin to add you.")
             if roles is not None and membership.role not in roles:
                 names = " or ".join(Role(r).label.lower() + "s" for r in roles)
-                return forbidden(request, f"Only {names} can do this.")
+                return forbidden(request, f"Only tenant {names} can do this.")
             return fn(request, *args, **kwargs)
 
         return wrapped
