@@ -74,7 +74,7 @@ class Provider:
     poll_interval_bounds: ClassVar[tuple[int, int]] = (5, 60)
     severity_map_doc: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, integration: "Integration"):
+    def __init__(self, integration: Integration):
         self.integration = integration
 
     # -- helpers -------------------------------------------------------------------

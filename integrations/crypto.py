@@ -41,19 +41,19 @@ def _multi() -> MultiFernet:
     return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in _keys()])
 
 
-def _binding(integration: "Integration") -> dict[str, Any]:
+def _binding(integration: Integration) -> dict[str, Any]:
     if integration.pk is None or integration.tenant_id is None:
         raise ValueError("save the integration before encrypting its secrets")
     return {"t": integration.tenant_id, "i": integration.pk}
 
 
-def encrypt_value(integration: "Integration", purpose: str, value: Any) -> str:
+def encrypt_value(integration: Integration, purpose: str, value: Any) -> str:
     payload = json.dumps({**_binding(integration), "p": purpose, "v": value}, separators=(",", ":")).encode()
     token = _multi().encrypt(payload).decode()
     return f"{VERSION}:{key_id(_keys()[0])}:{token}"
 
 
-def decrypt_value(integration: "Integration", purpose: str, stored: str) -> Any:
+def decrypt_value(integration: Integration, purpose: str, stored: str) -> Any:
     try:
         version, _kid, token = stored.split(":", 2)
     except ValueError:
@@ -70,19 +70,19 @@ def decrypt_value(integration: "Integration", purpose: str, stored: str) -> Any:
     return data["v"]
 
 
-def encrypt_credentials(integration: "Integration", credentials: dict) -> str:
+def encrypt_credentials(integration: Integration, credentials: dict) -> str:
     return encrypt_value(integration, "credentials", credentials)
 
 
-def decrypt_credentials(integration: "Integration", stored: str) -> dict:
+def decrypt_credentials(integration: Integration, stored: str) -> dict:
     return decrypt_value(integration, "credentials", stored)
 
 
-def encrypt_secret(integration: "Integration", secret: str) -> str:
+def encrypt_secret(integration: Integration, secret: str) -> str:
     return encrypt_value(integration, "webhook_secret", secret)
 
 
-def decrypt_secret(integration: "Integration", stored: str) -> str:
+def decrypt_secret(integration: Integration, stored: str) -> str:
     return decrypt_value(integration, "webhook_secret", stored)
 
 

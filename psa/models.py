@@ -55,7 +55,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.name or self.email
 
     @property
-    def membership(self) -> "Membership | None":
+    def membership(self) -> Membership | None:
         # One user belongs to one tenant; cached on the instance.
         if not hasattr(self, "_membership_cache"):
             self._membership_cache = Membership.objects.select_related("tenant").filter(user=self).first()

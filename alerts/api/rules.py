@@ -19,7 +19,6 @@ from psa.api.permissions import AdminOrReadOnly
 from psa.api.serializers import TenantModelSerializer
 from psa.api.viewsets import TenantModelViewSet
 from psa.models import Client
-from psa.tenancy import get_current_tenant
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
@@ -109,6 +108,24 @@ class AlertRuleSerializer(TenantModelSerializer):
             attrs["board"] = board
         return attrs
 
+    # Placement lives here so the API and the settings pages save rules the same way.
+    @transaction.atomic
+    def create(self, validated_data):
+        position = validated_data.pop("position", None)
+        rule = super().create({**validated_data, "position": 0})
+        svc.place_rule(rule, position)
+        rule.refresh_from_db(fields=["position"])
+        return rule
+
+    @transaction.atomic
+    def update(self, instance, validated_data):
+        position = validated_data.pop("position", None)
+        rule = super().update(instance, validated_data)
+        if position is not None:
+            svc.place_rule(rule, position)
+            rule.refresh_from_db(fields=["position"])
+        return rule
+
 
 class AlertRuleFilter(django_filters.FilterSet):
     enabled = django_filters.BooleanFilter()
@@ -143,29 +160,11 @@ class AlertRuleViewSet(TenantModelViewSet):
         svc.ensure_catch_all()  # a tenant always sees the rule that catches what nothing else does
         return super().list(request, *args, **kwargs)
 
-    def perform_create(self, serializer):
-        position = serializer.validated_data.pop("position", None)
-        with transaction.atomic():
-            rule = serializer.save(tenant=get_current_tenant(), position=0)
-            svc.place_rule(rule, position)
-            rule.refresh_from_db(fields=["position"])
-
-    def perform_update(self, serializer):
-        position = serializer.validated_data.pop("position", None)
-        with transaction.atomic():
-            rule = serializer.save()
-            if position is not None:
-                svc.place_rule(rule, position)
-                rule.refresh_from_db(fields=["position"])
-
     def destroy(self, request, *args, **kwargs):
-        rule = self.get_object()
-        if rule.is_catch_all:
-            return Response({"detail": "The catch-all rule cannot be deleted; change its action to 'ignore' instead."},
-                            status=status.HTTP_400_BAD_REQUEST)
-        with transaction.atomic():
-            rule.delete()
-            svc.close_gaps()
+        try:
+            svc.delete_rule(self.get_object())
+        except svc.OrderError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _ordered(self):

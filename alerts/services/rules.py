@@ -299,6 +299,14 @@ def close_gaps() -> None:
 
 
 @transaction.atomic
+def delete_rule(rule: AlertRule) -> None:
+    if rule.is_catch_all:
+        raise OrderError("The catch-all rule cannot be deleted; change its action to 'ignore' instead.")
+    rule.delete()
+    close_gaps()
+
+
+@transaction.atomic
 def reorder(ids: list[int]) -> list[AlertRule]:
     """The listed rules first, in that order; unlisted ones keep their relative order after them.
 

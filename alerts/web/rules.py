@@ -7,7 +7,6 @@ alerts.services.rules (place_rule, move, close_gaps, ensure_catch_all): one code
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -16,6 +15,7 @@ from alerts.api.rules import AlertRuleSerializer
 from alerts.models import AlertRule
 from alerts.services import rules as svc
 from integrations.web.access import admin_required, is_htmx
+from psa.tenancy import get_current_tenant
 
 from .forms import RuleForm
 
@@ -77,15 +77,7 @@ def _save(request, form: RuleForm, rule: AlertRule | None):
     if not serializer.is_valid():
         form.add_api_errors(serializer.errors)
         return None
-    with transaction.atomic():
-        if rule is None:
-            from psa.tenancy import get_current_tenant
-
-            saved = serializer.save(tenant=get_current_tenant(), position=0)
-            svc.place_rule(saved, None)
-        else:
-            saved = serializer.save()
-    return saved
+    return serializer.save(tenant=get_current_tenant()) if rule is None else serializer.save()
 
 
 @admin_required
@@ -144,13 +136,12 @@ def rule_toggle(request, pk: int):
 @admin_required
 def rule_delete(request, pk: int):
     rule = get_object_or_404(AlertRule.objects.all(), pk=pk)
-    if rule.is_catch_all:
-        messages.error(request, "The catch-all rule cannot be deleted; set its action to “Ignore” instead.")
-        return _list_response(request, status=400)
     name = rule.name
-    with transaction.atomic():
-        rule.delete()
-        svc.close_gaps()
+    try:
+        svc.delete_rule(rule)
+    except svc.OrderError as exc:
+        messages.error(request, str(exc))
+        return _list_response(request, status=400)
     messages.success(request, f"Rule “{name}” deleted.")
     if is_htmx(request):
         resp = HttpResponse(status=204)

@@ -13,7 +13,6 @@ from integrations import registry
 from psa.models import Role
 from psa.web.access import member_required
 
-
 # Settings pages are for tenant admins; the shared web access rule does the checking.
 admin_required = member_required(roles=(Role.ADMIN,))
 

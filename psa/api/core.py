@@ -153,4 +153,4 @@ class NotificationViewSet(TenantReadOnlyViewSet):
         return Response({"marked_read": count})
 
 
-__all__ = ["ClientViewSet", "ClientSiteViewSet", "ContactViewSet", "UserViewSet", "NotificationViewSet", "AdminOrReadOnly"]
+__all__ = ["AdminOrReadOnly", "ClientSiteViewSet", "ClientViewSet", "ContactViewSet", "NotificationViewSet", "UserViewSet"]

@@ -2,7 +2,8 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -40,4 +41,4 @@ def _wants_json(request) -> bool:
     return request.path.startswith(("/api/", "/webhooks/"))
 
 
-__all__ = ["exception_handler", "Http404", "PermissionDenied"]
+__all__ = ["Http404", "PermissionDenied", "exception_handler"]
