@@ -2,10 +2,9 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -33,12 +32,4 @@ def exception_handler(exc, context):
     return response
 
 
-def json_404(request, exception=None):
-    return JsonResponse({"detail": "Not found."}, status=404) if _wants_json(request) else None
-
-
-def _wants_json(request) -> bool:
-    return request.path.startswith(("/api/", "/webhooks/"))
-
-
-__all__ = ["Http404", "PermissionDenied", "exception_handler"]
+__all__ = ["exception_handler"]
