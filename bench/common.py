@@ -62,6 +62,11 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     p.add_argument("--keep-db", action="store_true", help="leave the bench database behind for inspection")
     p.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    p.add_argument(
+        "--settings",
+        default=SETTINGS,
+        help="Django settings module for the processes (to try a change: a module importing bench.bench_settings)",
+    )
     return p
 
 
@@ -97,6 +102,7 @@ def sql(db_url: str, query: str, params: tuple = ()) -> list[tuple]:
 
 def prepare(args, *, start_worker: bool, worker_concurrency: int = 2, label: str = "bench") -> LiveStack:
     """Fresh database (migrated + the bare table), flushed Redis, then the stack (not started)."""
+    install_signal_handlers()
     print(f"preparing {args.database_url} (drop, create, migrate)...", flush=True)
     recreate_database(args.database_url)
     flush_redis(args.redis_url)
@@ -109,7 +115,7 @@ def prepare(args, *, start_worker: bool, worker_concurrency: int = 2, label: str
         worker_concurrency=worker_concurrency,
         # The flood guard stays in the path (its cost is part of intake) but must never shed here.
         extra_env={
-            "DJANGO_SETTINGS_MODULE": SETTINGS,
+            "DJANGO_SETTINGS_MODULE": args.settings,
             "LOG_LEVEL": "WARNING",
             "PSA_WEBHOOK_FLOOD_PER_MINUTE": "100000000",
         },
@@ -138,18 +144,54 @@ class GenericTarget:
     secret: str
 
 
-def setup_generic(stack: LiveStack, name: str = "Bench MSP") -> GenericTarget:
-    """Tenant via the CLI, then the documented API: enable generic, read its webhook card."""
+def setup_generic(stack: LiveStack, name: str = "Bench MSP", orgs: int = 0) -> GenericTarget:
+    """Tenant via the CLI, then the documented API: enable generic, read its webhook card.
+
+    With ``orgs`` (needs the worker running), organizations ``org-0`` .. ``org-{orgs-1}`` are
+    discovered from one probe event each and automapped to clients of the same names, so
+    the alerts of the measurement are attributed and ticketed (unmapped ones are not).
+    """
     created = stack.create_tenant(name, "admin@bench.example")
     with stack.api(created["api_token"]) as api:
-        r = api.put("integrations/generic/", json={})
-        r.raise_for_status()
+        api.put("integrations/generic/", json={}).raise_for_status()
         card = api.get("integrations/generic/webhook/")
         card.raise_for_status()
         card = card.json()
-    return GenericTarget(
-        created["api_token"], card["url"], card.get("header_name") or "X-PSA-Webhook-Secret", card["secret"]
-    )
+        target = GenericTarget(
+            created["api_token"],
+            card["url"],
+            card.get("header_name") or "X-PSA-Webhook-Secret",
+            card["secret"],
+        )
+        if orgs:
+            for i in range(orgs):
+                api.post("clients/", json={"name": f"Org {i}"}).raise_for_status()
+            headers = {"Content-Type": "application/json", target.header_name: target.secret}
+            fire(target.url, headers, lambda i: generic_body(f"setup-{i}", "setup", org=i), orgs, 4)
+
+            def discovered():
+                r = api.get("integrations/generic/organizations/", params={"page_size": 500})
+                r.raise_for_status()
+                return r.json()["count"] >= orgs
+
+            wait_until(discovered, timeout=120, what=f"{orgs} organizations discovered")
+            api.post("integrations/generic/organizations/automap/").raise_for_status()
+            r = api.get("integrations/generic/organizations/", params={"page_size": 500}).json()
+            unmapped = [o["external_id"] for o in r["results"] if not o["client"]]
+            if unmapped:
+                raise SystemExit(f"automap left organizations unmapped: {unmapped}")
+    return target
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGHUP (``timeout``, a closed terminal) unwind through ``finally``: no orphans."""
+    import signal
+
+    def _exit(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
 
 
 def generic_body(

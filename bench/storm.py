@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     try:
         stack = prepare(args, start_worker=True, worker_concurrency=args.worker_concurrency)
         stack.start()
-        target = setup_generic(stack)
+        target = setup_generic(stack, orgs=10)
         headers = {"Content-Type": "application/json", target.header_name: target.secret}
 
         t0 = time.time()
