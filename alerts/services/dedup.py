@@ -38,15 +38,20 @@ def upsert_group(
     *, tenant_id: int, key: str, condition_key: str, provider: str, rule_id: int | None, at
 ) -> GroupRow:
     table = connection.ops.quote_name(AlertGroup._meta.db_table)
+    if connection.vendor == "postgresql":
+        newest, returning = "GREATEST(g.last_seen, EXCLUDED.last_seen)", "g.id, g.ticket_id, g.occurrence_count, (g.xmax = 0)"
+    else:
+        # The embedded SQLite default (one writer at a time): MAX() for GREATEST, and a row that
+        # was just inserted is the one with a count of 1 (an update always makes it >= 2).
+        newest, returning = "MAX(g.last_seen, excluded.last_seen)", "id, ticket_id, occurrence_count, occurrence_count = 1"
     sql = f"""
         INSERT INTO {table} AS g
             (tenant_id, dedup_key, condition_key, provider, state, ticket_id, rule_id,
              occurrence_count, first_seen, last_seen, closed_at)
         VALUES (%s, %s, %s, %s, 'open', NULL, %s, 1, %s, %s, NULL)
         ON CONFLICT (tenant_id, dedup_key) WHERE state = 'open'
-        DO UPDATE SET occurrence_count = g.occurrence_count + 1,
-                      last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen)
-        RETURNING g.id, g.ticket_id, g.occurrence_count, (g.xmax = 0) AS inserted
+        DO UPDATE SET occurrence_count = g.occurrence_count + 1, last_seen = {newest}
+        RETURNING {returning}
     """
     with connection.cursor() as cur:
         cur.execute(sql, [tenant_id, key, condition_key[:500], provider, rule_id, at, at])
