@@ -104,11 +104,27 @@ def _ids(activities, kind) -> set:
     return ids
 
 
+# An alert storm can put thousands of occurrence notes on one ticket: the page shows the
+# latest ones unless asked for all (the API pages through every note).
+NOTES_SHOWN = 100
+
+
+def _notes(request, ticket: Ticket) -> tuple[list, int]:
+    qs = ticket.notes.select_related("author")
+    total = qs.count()
+    if total <= NOTES_SHOWN or request.GET.get("notes") == "all":
+        return list(qs.order_by("created_at", "id")), 0
+    latest = list(qs.order_by("-created_at", "-id")[:NOTES_SHOWN])
+    return latest[::-1], total - NOTES_SHOWN
+
+
 def _context(request, ticket: Ticket, note_form=None, update_form=None) -> dict:
     activities = list(ticket.activities.select_related("actor").order_by("created_at", "id"))
+    notes, hidden_notes = _notes(request, ticket)
     return {
         "ticket": ticket,
-        "notes": ticket.notes.select_related("author").order_by("created_at", "id"),
+        "notes": notes,
+        "hidden_notes": hidden_notes,
         "activity": _describe(activities, ticket),
         "touched": services.human_touched(ticket.pk),
         "note_form": note_form or NoteForm(),

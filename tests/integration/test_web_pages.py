@@ -258,3 +258,20 @@ def test_user_without_tenant_sees_a_clear_403(db):
 def test_logout(web_a):
     assert web_a.post("/accounts/logout/").status_code == 302
     assert web_a.get("/tickets/").status_code == 302
+
+
+def test_storm_ticket_page_shows_the_latest_notes_and_offers_all(web_a, tenant_a, make_ticket, as_tenant):
+    from tickets.models import TicketNote
+    from tickets.views import NOTES_SHOWN
+
+    t = make_ticket(tenant_a.tenant, title="Flapping check")
+    with as_tenant(tenant_a.tenant):
+        TicketNote.objects.bulk_create(
+            [TicketNote(tenant=tenant_a.tenant, ticket=t, kind="system", body=f"Occurrence {i}") for i in range(NOTES_SHOWN + 30)]
+        )
+    page = web_a.get(f"/tickets/{t.pk}/").content.decode()
+    assert page.count('data-testid="note"') == NOTES_SHOWN
+    assert "30 earlier notes not shown" in page
+    assert f"Occurrence {NOTES_SHOWN + 29}" in page and "Occurrence 29<" not in page
+    everything = web_a.get(f"/tickets/{t.pk}/?notes=all").content.decode()
+    assert everything.count('data-testid="note"') == NOTES_SHOWN + 30
