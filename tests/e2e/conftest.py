@@ -1,7 +1,8 @@
 """End-to-end harness: the product runs as real processes against the test database.
 
-- ``live_stack`` (session, settings ``tests.e2e.live_settings``: the product's with
-  recovery timers shortened): gunicorn ``psa.wsgi:application`` (2 workers x 4 threads) and
+- ``live_stack`` (module: one stack per test module, stopped before the next module, so
+  no live worker outlives the e2e tests and consumes another test's messages; settings
+  ``tests.e2e.live_settings``, the product's with recovery timers shortened): gunicorn ``psa.wsgi:application`` (2 workers x 4 threads) and
   ``celery -A psa worker -Q default,intake,sync,notifications -c 2`` started against
   pytest-django's test database and the test Redis db (flushed first). Logs go to
   ``test-artifacts/e2e/``; their tail is attached to every failing e2e test's report.
@@ -59,7 +60,7 @@ def live_redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_stack(live_db_url, live_redis_url):
     flush_redis(live_redis_url)
     stack = LiveStack(
