@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework import serializers
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from psa.models import Client, ClientSite, Contact, Notification
-from psa.tenancy import get_current_tenant_id
+from psa.models import Client, ClientSite, Contact, Membership, Notification, Role
+from psa.services.tenants import add_member
+from psa.tenancy import get_current_tenant, get_current_tenant_id
 
 from .permissions import AdminOrReadOnly, DispatcherOrReadOnly, IsTenantMember
 from .serializers import TenantModelSerializer
-from .viewsets import TenantModelViewSet, TenantReadOnlyViewSet
+from .viewsets import TenantModelViewSet, TenantReadOnlyViewSet, TenantViewSetMixin
 
 
 class ClientSerializer(TenantModelSerializer):
@@ -102,23 +105,67 @@ class ContactViewSet(TenantModelViewSet):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    role = serializers.CharField(source="tenant_membership.role", read_only=True)
+    role = serializers.ChoiceField(source="tenant_membership.role", choices=Role.choices, required=False)
+    password = serializers.CharField(write_only=True, required=False, min_length=10, style={"input_type": "password"})
 
     class Meta:
         model = get_user_model()
-        fields = ["id", "email", "name", "role"]
+        fields = ["id", "email", "name", "role", "password"]
+
+    def validate_email(self, value):
+        value = value.strip().lower()
+        if self.instance is None and get_user_model().objects.filter(email__iexact=value).exists():
+            raise serializers.ValidationError("A user with this email already exists.")
+        if self.instance is not None and value != self.instance.email:
+            raise serializers.ValidationError("The email of an existing user cannot be changed.")
+        return value
 
 
-class UserViewSet(TenantReadOnlyViewSet):
-    """Members of the caller's tenant (for assignee pickers)."""
+class UserViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                  mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Members of the caller's tenant. Everyone reads (assignee pickers); admins add members and
+    change roles. Creating a member answers its API token once, as createtenant does."""
 
     serializer_class = UserSerializer
-    permission_classes = [IsTenantMember]
+    permission_classes = [AdminOrReadOnly]
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):  # users are not tenant-owned rows: scope through the membership
         return get_user_model().objects.filter(tenant_membership__tenant_id=get_current_tenant_id()).select_related(
             "tenant_membership"
         ).order_by("email")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if not data.get("password"):
+            raise ValidationError({"password": ["A new member needs a password (at least 10 characters)."]})
+        user, token = add_member(
+            get_current_tenant(), data["email"], data["password"],
+            data.get("tenant_membership", {}).get("role", Role.TECHNICIAN), name=data.get("name", ""),
+        )
+        body = {**self.get_serializer(user).data, "api_token": token}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        user = serializer.instance
+        role = serializer.validated_data.pop("tenant_membership", {}).get("role")
+        password = serializer.validated_data.pop("password", None)
+        with transaction.atomic():
+            membership = Membership.objects.select_for_update().get(user=user)
+            if role and role != membership.role:
+                if membership.role == Role.ADMIN and not Membership.objects.filter(
+                    tenant_id=membership.tenant_id, role=Role.ADMIN
+                ).exclude(pk=membership.pk).exists():
+                    raise ValidationError({"role": ["The tenant's last admin cannot be demoted."]})
+                membership.role = role
+                membership.save(update_fields=["role"])
+            if password:
+                user.set_password(password)
+            serializer.save()
+        user._membership_cache = membership
+        user.tenant_membership = membership  # the answer shows the new role
 
 
 class NotificationSerializer(TenantModelSerializer):

@@ -54,10 +54,12 @@ def create_tenant(name: str, admin_email: str, admin_password: str) -> CreatedTe
     return CreatedTenant(tenant=tenant, user=user, api_token=token.key)
 
 
-def add_member(tenant: Tenant, email: str, password: str, role: str = Role.TECHNICIAN) -> tuple[object, str]:
+def add_member(
+    tenant: Tenant, email: str, password: str, role: str = Role.TECHNICIAN, name: str = ""
+) -> tuple[object, str]:
     User = get_user_model()
     with transaction.atomic():
-        user = User.objects.create_user(email, password)
+        user = User.objects.create_user(email, password, name=name)
         Membership.objects.create(tenant=tenant, user=user, role=role)
         token = Token.objects.create(user=user)
     return user, token.key
