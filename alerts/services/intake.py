@@ -15,10 +15,12 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+import weakref
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -114,10 +116,36 @@ def flooded(integration_id: int) -> bool:
         return False
     key = f"psa:webhook-flood:{integration_id}:{int(time.time() // 60)}"
     try:
+        client = _redis_client()
+        if client is not None:
+            # One round trip: INCR creates the counter at 1, EXPIRE bounds its life (re-setting
+            # the TTL of a per-minute key is harmless). Same key and integer encoding as the
+            # Django cache path below, so both agree.
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(cache.make_key(key))
+            pipe.expire(cache.make_key(key), 120)
+            count, _ = pipe.execute()
+            return count > limit
         cache.add(key, 0, timeout=120)
         return cache.incr(key) > limit
     except Exception:  # the cache being down must never refuse a real alert
         return False
+
+
+_redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _redis_client():
+    """The Redis client behind Django's RedisCache (one per cache backend instance, over
+    its connection pool), or None for any other backend (local memory in development)."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(backend, RedisCache):
+        return None
+    inner = backend._cache
+    client = _redis_clients.get(inner)
+    if client is None:  # building a redis.Redis costs more than the round trip itself
+        client = _redis_clients[inner] = inner.get_client(None, write=True)
+    return client
 
 
 def _touch(integration: Integration) -> None:
