@@ -61,7 +61,12 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
                     state="closed", closed_at=timezone.now()
                 )
             return outcome
-        ticket = Ticket.objects.select_for_update().filter(pk=alert.ticket_id).first()
+        ticket = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("status", "board")
+            .filter(pk=alert.ticket_id)
+            .first()
+        )
         if ticket is None:
             return outcome
         note = f"Alert resolved at {_when(at)} ({why}): {alert.title or alert.condition_key}."

@@ -15,18 +15,21 @@ transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events
 from alerts.services.pipeline import ingest_normalized
 from alerts.services.text import clean
+from psa.tenancy import get_current_tenant_id
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
+from integrations.models import Integration
 from integrations.registry import get_provider
 
 log = logging.getLogger(__name__)
@@ -64,11 +67,66 @@ def _finish(event_id: int, fence, **changes: Any) -> bool:
     )
 
 
+def _claim_sql() -> str:
+    """One statement that claims the event and returns it with its integration (PostgreSQL)."""
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        q = connection.ops.quote_name
+        ev, it = InboundEvent._meta, Integration._meta
+        ev_cols = ", ".join(f"c.{q(f.column)}" for f in ev.concrete_fields)
+        it_cols = ", ".join(f"i.{q(f.column)}" for f in it.concrete_fields)
+        _CLAIM_SQL = (
+            f"WITH c AS (UPDATE {q(ev.db_table)} SET claimed_at = %s, attempts = attempts + 1"
+            f" WHERE id = %s AND tenant_id = %s AND status = %s AND (claimed_at IS NULL OR claimed_at < %s)"
+            f" RETURNING *)"
+            f" SELECT {ev_cols}, {it_cols} FROM c JOIN {q(it.db_table)} i ON i.id = c.integration_id"
+        )
+    return _CLAIM_SQL
+
+
+_CLAIM_SQL: str | None = None
+
+
+def claim_and_load(event_id: int) -> tuple[InboundEvent | None, dt.datetime | None]:
+    """Claim the event (same conditions as events.claim) and load it with its integration.
+
+    On PostgreSQL this is one ``UPDATE .. RETURNING`` (in a CTE joined to the integration)
+    instead of an UPDATE and a SELECT; elsewhere (the embedded SQLite default) it is those two.
+    """
+    tenant_id = get_current_tenant_id()
+    if connection.vendor != "postgresql" or tenant_id is None:
+        fence = events.claim(event_id)
+        if fence is None:
+            return None, None
+        return InboundEvent.objects.select_related("integration").get(pk=event_id), fence
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(_claim_sql(), [now, event_id, tenant_id, InboundEventStatus.ACCEPTED, now - events.lease()])
+        row = cur.fetchone()
+    if row is None:
+        return None, None
+    n = len(InboundEvent._meta.concrete_fields)
+    event = _from_row(InboundEvent, row[:n])
+    event.integration = _from_row(Integration, row[n:])
+    return event, now
+
+
+def _from_row(model, values):
+    """A model instance from raw column values, with the fields' converters (JSON etc.) applied."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for f, value in zip(fields, values, strict=True):
+        col = f.get_col(model._meta.db_table)
+        for conv in connection.ops.get_db_converters(col) + f.get_db_converters(connection):
+            value = conv(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
 def process_event(event_id: int) -> dict | None:
-    fence = events.claim(event_id)
-    if fence is None:
+    event, fence = claim_and_load(event_id)
+    if event is None:
         return None  # processed, failed, duplicate, or another worker holds it
-    event = InboundEvent.objects.select_related("integration").get(pk=event_id)
     if event.attempts > MAX_ATTEMPTS:
         _finish(
             event_id,

@@ -54,6 +54,7 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
             f"Created from {alert.provider} alert {alert.external_id}: {describe(alert, ctx)}, "
             f"first seen {_when(alert.first_seen)}. Rule: {rule.name}."
         ),
+        touch=False,  # the ticket was inserted a moment ago in this transaction
     )
     return ticket
 
@@ -61,7 +62,7 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
 def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bool:
     """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed."""
     bumped = Ticket.objects.filter(pk=ticket_id, status__is_closed=False).update(
-        occurrence_count=F("occurrence_count") + 1
+        occurrence_count=F("occurrence_count") + 1, updated_at=timezone.now()
     )
     if not bumped:
         return False
@@ -72,6 +73,7 @@ def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bo
             f"Alert fired again (occurrence {count}): {describe(alert, ctx)} at {_when(alert.last_seen)}. "
             f"{alert.provider} alert {alert.external_id}."
         ),
+        touch=False,  # updated_at was written with the occurrence count above
     )
     return True
 

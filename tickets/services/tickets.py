@@ -109,7 +109,8 @@ def update_ticket(ticket: Ticket, *, actor, changes: dict[str, Any]) -> Ticket:
 
 
 @transaction.atomic
-def add_note(ticket: Ticket, *, body: str, kind: str = NoteKind.INTERNAL, author=None) -> TicketNote:
+def add_note(ticket: Ticket, *, body: str, kind: str = NoteKind.INTERNAL, author=None, touch: bool = True) -> TicketNote:
+    """``touch=False``: the caller has just written the ticket's ``updated_at`` itself (saves an UPDATE)."""
     if author is None and kind != NoteKind.SYSTEM:
         raise TicketError("Only system notes have no author.", "kind")
     if author is not None and kind == NoteKind.SYSTEM:
@@ -117,7 +118,8 @@ def add_note(ticket: Ticket, *, body: str, kind: str = NoteKind.INTERNAL, author
     note = TicketNote.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, body=body, kind=kind, author=author)
     if author is not None:
         _record(ticket, author, ActivityKind.NOTE, note=note.pk, kind=kind)
-    Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+    if touch:
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
     return note
 
 
