@@ -117,34 +117,36 @@ def store_accepted(
         enqueued_at=now,
         **request_meta,
     )
-    with transaction.atomic():
-        event_id = insert_returning_id(
-            InboundEvent,
-            values,
-            "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING",
-        )
-        if event_id is not None:
-            tenant_id = integration.tenant_id
-            transaction.on_commit(lambda: enqueue(tenant_id, event_id))
-            return StoredEvent(event_id)
-        # Redelivery: the first row (committed, or its inserter waited on) is the event of record.
-        original = (
-            InboundEvent.objects.unscoped()
-            .filter(integration_id=integration.pk, delivery_id=delivery_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        dup_values = dict(
-            values,
-            status=InboundEventStatus.DUPLICATE,
-            delivery_id=None,
-            duplicate_of_id=original,
-            enqueued_at=None,
-            processed_at=now,
-            summary=clean(f"Redelivery of event {original}" + (f": {summary}" if summary else ""), 500),
-        )
-        dup_id = insert_returning_id(InboundEvent, dup_values)
-        return StoredEvent(dup_id, duplicate_of=original or 0)
+    # One statement in autocommit (no atomic block: BEGIN/COMMIT and the savepoint machinery
+    # cost as much as the insert): the row is committed when execute returns, so on_commit
+    # publishes at once; inside a caller's transaction it still waits for that commit.
+    event_id = insert_returning_id(
+        InboundEvent,
+        values,
+        "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING",
+    )
+    if event_id is not None:
+        tenant_id = integration.tenant_id
+        transaction.on_commit(lambda: enqueue(tenant_id, event_id))
+        return StoredEvent(event_id)
+    # Redelivery: the first row (committed, or its inserter waited on) is the event of record.
+    original = (
+        InboundEvent.objects.unscoped()
+        .filter(integration_id=integration.pk, delivery_id=delivery_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    dup_values = dict(
+        values,
+        status=InboundEventStatus.DUPLICATE,
+        delivery_id=None,
+        duplicate_of_id=original,
+        enqueued_at=None,
+        processed_at=now,
+        summary=clean(f"Redelivery of event {original}" + (f": {summary}" if summary else ""), 500),
+    )
+    dup_id = insert_returning_id(InboundEvent, dup_values)
+    return StoredEvent(dup_id, duplicate_of=original or 0)
 
 
 def enqueue(tenant_id: int, event_id: int) -> bool:
