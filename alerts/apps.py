@@ -7,3 +7,6 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         from alerts import receivers  # noqa: F401  (connects the ticket-closed receiver)
+        from alerts.services import cache
+
+        cache.connect()  # the pipeline's per-process configuration cache follows model changes

@@ -40,7 +40,7 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
     result = Attribution()
     named_org = bool(alert.organization_external_id)
     if named_org:
-        resolved = orgs.resolve_organization(integration, alert.organization_external_id)
+        resolved = _resolve(integration, alert.organization_external_id)
         client = getattr(resolved, "client", None) if resolved is not None else None
         if client is not None:
             result.organization = resolved.organization
@@ -76,3 +76,20 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
     result.asset_id = asset.pk if asset is not None else None
     result.asset = asset
     return result
+
+
+def _resolve(integration, org_external_id: str):
+    """orgs.resolve_organization, remembered per process while the tenant's configuration stamp
+    holds (alerts.services.cache; mapping and organization changes replace the stamp). Only
+    resolutions to a client are kept: an unmapped organization goes through ``discover``."""
+    from alerts.services.cache import tenant_config
+    from integrations.services import orgs
+
+    known = tenant_config(integration.tenant_id).orgs
+    key = (integration.pk, org_external_id)
+    resolved = known.get(key)
+    if resolved is None:
+        resolved = orgs.resolve_organization(integration, org_external_id)
+        if resolved is not None and getattr(resolved, "client", None) is not None and len(known) < 10_000:
+            known[key] = resolved
+    return resolved

@@ -18,7 +18,6 @@ from django.utils import timezone
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import dedup
 from alerts.services.text import clean
-from alerts.services.ticketing import closed_status_for
 from integrations.errors import ProviderError
 from integrations.registry import get_provider_class
 from tickets.models import NoteKind, Ticket
@@ -73,7 +72,7 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
         if ticket.status.is_closed:
             add_note(ticket, kind=NoteKind.SYSTEM, body=note)
             return outcome
-        rule = alert.rule if alert.rule_id else None
+        rule = _rule_of(alert)
         others = (
             Alert.objects.filter(ticket_id=ticket.pk, state=AlertState.ACTIVE).exclude(pk=alert.pk).count()
         )
@@ -85,7 +84,7 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
         elif touched:
             note += " The ticket stays open because someone has worked on it."
         else:
-            closed = closed_status_for(ticket.board)
+            closed = _closed_status(ticket.board)
             if closed is None:
                 note += " The board has no closed status, so the ticket stays open."
             else:
@@ -100,6 +99,27 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
                 return outcome
         add_note(ticket, kind=NoteKind.SYSTEM, body=note)
     return outcome
+
+
+def _rule_of(alert: Alert):
+    """The alert's rule, from the per-process configuration cache when it is there."""
+    if not alert.rule_id:
+        return None
+    from alerts.services.cache import tenant_config
+
+    cfg = tenant_config(alert.tenant_id)
+    cached = next((r for r in (*cfg.rules, cfg.catch_all) if r is not None and r.pk == alert.rule_id), None)
+    return cached or alert.rule
+
+
+def _closed_status(board):
+    """ticketing.closed_status_for from the cached statuses (same order: board's own, then shared)."""
+    from alerts.services.cache import tenant_config
+
+    statuses = tenant_config(board.tenant_id).statuses  # by position, id
+    own = [s for s in statuses if s.is_closed and s.board_id == board.pk]
+    shared = [s for s in statuses if s.is_closed and s.board_id is None]
+    return (own or shared or [None])[0]
 
 
 # -- a person closed the ticket ---------------------------------------------------------

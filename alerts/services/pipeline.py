@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
+from alerts.services import cache as config_cache
 from alerts.services import dedup, lifecycle, notify, ticketing
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
@@ -61,7 +62,7 @@ def _sanitized(alert: NormalizedAlert) -> NormalizedAlert:
 
 def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbound_event=None) -> Alert:
     """Take one normalized alert through the pipeline; returns its Alert row (with ``.outcome``)."""
-    with tenant_context(integration.tenant_id):
+    with tenant_context(integration.tenant_id), config_cache.pinned():
         na = _sanitized(alert)
         if not na.external_id:
             raise ValueError(f"{integration.provider}: normalized alert without an external id")

@@ -181,12 +181,18 @@ def conditions_match(conditions: dict[str, Any] | None, ctx: dict[str, Any]) -> 
 
 
 def match_rule(ctx: dict[str, Any]) -> AlertRule:
-    """The first enabled rule (by position) matching ``ctx``; else the tenant's catch-all."""
-    rules = list(AlertRule.objects.filter(enabled=True, is_catch_all=False).order_by("position", "id"))
-    for rule in rules:
+    """The first enabled rule (by position) matching ``ctx``; else the tenant's catch-all.
+
+    Rules come from the per-process cache (alerts.services.cache): treat them as read-only.
+    """
+    from alerts.services.cache import tenant_config
+    from psa.tenancy import get_current_tenant_id
+
+    cfg = tenant_config(get_current_tenant_id())
+    for rule in cfg.rules:
         if conditions_match(rule.conditions, ctx):
             return rule
-    return ensure_catch_all()
+    return cfg.catch_all if cfg.catch_all is not None else ensure_catch_all()
 
 
 def ensure_catch_all() -> AlertRule:
@@ -243,17 +249,22 @@ def priority_for(rule: AlertRule, severity: str):
     for the severity (Critical/High/Medium/Low); None when nothing fits."""
     from tickets.models import Priority
 
+    from alerts.services.cache import tenant_config
+    from psa.tenancy import get_current_tenant_id
+
+    priorities = tenant_config(get_current_tenant_id()).priorities  # by position, id
+    by_id = {p.pk: p for p in priorities}
     if rule.priority_id:
-        return rule.priority
+        return by_id.get(rule.priority_id) or Priority.objects.filter(pk=rule.priority_id).first()
     mapped = (rule.priority_map or {}).get(severity)
     if mapped is not None:
-        found = Priority.objects.filter(pk=mapped).first()
+        found = by_id.get(mapped) if isinstance(mapped, int) else Priority.objects.filter(pk=mapped).first()
         if found is not None:
             return found
     name = DEFAULT_PRIORITY_NAMES.get(severity)
     if name is None:
         return None
-    return Priority.objects.filter(name__iexact=name).first()
+    return next((p for p in priorities if p.name.lower() == name.lower()), None)
 
 
 
@@ -279,6 +290,11 @@ def _renumber(rows: list[AlertRule]) -> None:
             AlertRule.objects.filter(pk=rule.pk).update(position=i)
             rule.position = i
     AlertRule.objects.filter(is_catch_all=True).exclude(position=len(rows) + 1).update(position=len(rows) + 1)
+    # QuerySet.update sends no signals: tell the pipeline's cache the order changed.
+    from alerts.services.cache import config_changed
+    from psa.tenancy import get_current_tenant_id
+
+    config_changed(get_current_tenant_id())
 
 
 @transaction.atomic

@@ -12,14 +12,18 @@ from tickets.models import Board, NoteKind, Status, Ticket, TicketSource
 from tickets.services import add_note, create_ticket
 
 
-def _board_for(rule: AlertRule) -> Board:
-    from alerts.services.rules import DEFAULT_BOARD_NAME
-
+def _board_for(rule: AlertRule, cfg) -> Board:
     if rule.board_id:
-        return rule.board
-    return (
-        Board.objects.filter(name__iexact=DEFAULT_BOARD_NAME).first() or Board.objects.order_by("id").first()
-    )
+        return cfg.boards.get(rule.board_id) or Board.objects.get(pk=rule.board_id)
+    return cfg.default_board
+
+
+def _default_status(board: Board, cfg) -> Status | None:
+    """tickets.services.default_status_for from the cached statuses (same choice, no query)."""
+    usable = [s for s in cfg.statuses if s.board_id is None or s.board_id == board.pk]  # by position, id
+    default = next((s for s in usable if s.is_default and s.board_id is not None), None)
+    default = default or next((s for s in usable if s.is_default), None)
+    return default or next((s for s in usable if not s.is_closed), None)
 
 
 def _when(value) -> str:
@@ -35,8 +39,13 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
     from alerts.services.rules import priority_for
     from alerts.services.templating import render_description, render_title
 
+    from alerts.services.cache import tenant_config
+
+    cfg = tenant_config(alert.tenant_id)
+    board = _board_for(rule, cfg)
     ticket = create_ticket(
-        board=_board_for(rule),
+        board=board,
+        status=_default_status(board, cfg) if board is not None else None,
         title=render_title(rule.title_template, ctx),
         description=render_description(rule.description_template, ctx),
         client_id=alert.client_id,

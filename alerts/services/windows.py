@@ -199,10 +199,12 @@ def _in_scope(window: MaintenanceWindow, ctx: dict) -> bool:
 def matching_window(tenant_id: int, ctx: dict, at: dt.datetime) -> tuple[MaintenanceWindow, dt.datetime] | None:
     """The enabled window of the tenant covering the alert ``ctx`` at ``at``, with the end of that
     occurrence. When several cover it, the one ending last wins (one re-evaluation, not many)."""
+    from alerts.services.cache import tenant_config
+
     with tenant_context(tenant_id):
-        candidates = list(
-            MaintenanceWindow.objects.filter(enabled=True, starts_at__lte=at).exclude(rrule="", ends_at__lte=at)
-        )
+        enabled = tenant_config(tenant_id).windows  # cached per process; read-only
+    # The same filter the query had: started, and not a one-off that is over.
+    candidates = [w for w in enabled if w.starts_at <= at and not (not w.rrule and w.ends_at <= at)]
     best: tuple[MaintenanceWindow, dt.datetime] | None = None
     for window in candidates:
         if not _in_scope(window, ctx):

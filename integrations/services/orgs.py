@@ -94,6 +94,9 @@ def _upsert_orgs(integration: Integration, chunk: list[ExternalOrg], now) -> tup
             rows, update_conflicts=True, unique_fields=["integration", "external_id"],
             update_fields=["name", "kind", "parent_external_id", "last_seen_at", "missing_since"],
         )
+    from alerts.services.cache import config_changed  # bulk_create sends no signals
+
+    config_changed(integration.tenant_id)
     returned = sum(1 for missing_since in existing.values() if missing_since is not None)
     return len(by_id) - len(existing), len(by_id), returned
 
@@ -159,6 +162,10 @@ def automap(integration: Integration) -> dict[str, int]:
             matched += 1
         else:
             already += 1
+    if matched:
+        from alerts.services.cache import config_changed  # QuerySet.update sends no signals
+
+        config_changed(integration.tenant_id)
     return {"matched": matched, "already_mapped": already, "unmatched": unmatched}
 
 
