@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -53,21 +54,42 @@ def encrypt_value(integration: Integration, purpose: str, value: Any) -> str:
     return f"{VERSION}:{key_id(_keys()[0])}:{token}"
 
 
-def decrypt_value(integration: Integration, purpose: str, stored: str) -> Any:
+def _split(stored: str) -> str:
     try:
         version, _kid, token = stored.split(":", 2)
     except ValueError:
         raise CredentialDecryptError("stored secret is not in the v1 format") from None
     if version != VERSION:
         raise CredentialDecryptError(f"unknown secret format {version!r}")
+    return token
+
+
+def _open(token: str, keys: tuple[str, ...]) -> bytes:
     try:
-        data = json.loads(_multi().decrypt(token.encode()))
+        return _multi().decrypt(token.encode())
     except InvalidToken:
         raise CredentialDecryptError("stored secret cannot be decrypted with the configured keys") from None
+
+
+# Webhook secrets are decrypted on every webhook, and Fernet (HMAC + AES + building the key
+# objects) was a visible share of the intake's CPU. Cached by (ciphertext, configured keys):
+# one ciphertext always decrypts to the same payload; rotating the secret writes a new
+# ciphertext (the intake reads the row per request, so the old one is never asked for again);
+# removing a key changes the keys tuple, so a row it alone could read fails again. Failures
+# are not cached. The binding check below still runs on every call.
+_open_cached = lru_cache(maxsize=1024)(_open)
+
+
+def _check(integration: Integration, purpose: str, plaintext: bytes) -> Any:
+    data = json.loads(plaintext)
     binding = _binding(integration)
     if data.get("t") != binding["t"] or data.get("i") != binding["i"] or data.get("p") != purpose:
         raise CredentialDecryptError("stored secret belongs to another integration")
     return data["v"]
+
+
+def decrypt_value(integration: Integration, purpose: str, stored: str) -> Any:
+    return _check(integration, purpose, _open(_split(stored), tuple(_keys())))
 
 
 def encrypt_credentials(integration: Integration, credentials: dict) -> str:
@@ -83,7 +105,7 @@ def encrypt_secret(integration: Integration, secret: str) -> str:
 
 
 def decrypt_secret(integration: Integration, stored: str) -> str:
-    return decrypt_value(integration, "webhook_secret", stored)
+    return _check(integration, "webhook_secret", _open_cached(_split(stored), tuple(_keys())))
 
 
 def needs_rotation(stored: str) -> bool:

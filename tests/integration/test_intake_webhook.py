@@ -267,3 +267,25 @@ def test_provider_signature_scheme_replaces_the_shared_secret(fx, fake_provider)
     # A valid shared secret does not rescue a bad signature.
     assert fx.post(body, secret=SECRET, HTTP_X_FAKE_SIGNATURE="sha256=00").status_code == 401
     assert fx.post(json.dumps(trigger("s-2")), secret=SECRET).status_code == 202
+
+
+def test_rotated_secret_is_refused_at_once(fx):
+    """The decrypted secret is cached per ciphertext; rotation writes a new one, so the old
+    secret stops working on the very next request (no TTL to wait out)."""
+    from integrations.services import config
+
+    assert fx.post(trigger("r-1")).status_code == 202  # the old secret is now in the cache
+    with tenant_context(fx.tenant):
+        new_secret = config.rotate_webhook_secret(fx.integration)
+    assert fx.post(trigger("r-2")).status_code == 401
+    assert fx.post(trigger("r-3"), secret=new_secret).status_code == 202
+    assert fx.post(trigger("r-4")).status_code == 401
+
+
+def test_secret_is_refused_once_its_encryption_key_is_removed(fx):
+    from cryptography.fernet import Fernet
+
+    assert fx.post(trigger("k-1")).status_code == 202  # decrypted and cached under the current keys
+    with override_settings(PSA_CREDENTIAL_KEYS=[Fernet.generate_key().decode()]):
+        assert fx.post(trigger("k-2")).status_code == 401
+    assert fx.post(trigger("k-3")).status_code == 202
