@@ -70,7 +70,7 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
             return outcome
         note = f"Alert resolved at {_when(at)} ({why}): {alert.title or alert.condition_key}."
         if ticket.status.is_closed:
-            add_note(ticket, kind=NoteKind.SYSTEM, body=note)
+            add_note(ticket, kind=NoteKind.SYSTEM, body=note, savepoint=False)
             return outcome
         rule = _rule_of(alert)
         others = (
@@ -92,12 +92,13 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
                     ticket,
                     kind=NoteKind.SYSTEM,
                     body=note + " Closed automatically: nobody had worked on it.",
+                    savepoint=False,
                 )
                 update_ticket(ticket, actor=None, changes={"status": closed})
                 dedup.close_groups_of_ticket(ticket.pk)
                 outcome["action"] = "resolved_ticket_closed"
                 return outcome
-        add_note(ticket, kind=NoteKind.SYSTEM, body=note)
+        add_note(ticket, kind=NoteKind.SYSTEM, body=note, savepoint=False)
     return outcome
 
 
@@ -190,7 +191,9 @@ def reset_alert(alert: Alert) -> str:
             )
             body = f"Reset {alert.provider} alert {alert.external_id} after the ticket was closed."
         if alert.ticket_id:
-            add_note(Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body)
+            add_note(
+                Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body, savepoint=False
+            )
     return "failed" if error else "done"
 
 

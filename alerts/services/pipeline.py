@@ -69,18 +69,23 @@ def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbou
         now = timezone.now()
         # A clock ahead of ours must not put the alert out of reach of resolves and reconcile.
         at = min(na.occurred_at, now) if na.occurred_at else now
-        existing = Alert.objects.filter(integration=integration, external_id=na.external_id).first()
-        if na.event == AlertEventKind.RESOLVED:
-            return _resolve_event(integration, na, existing, at)
-        if existing is not None:
-            return _known(integration, existing, na, source, at)
+        # A webhook trigger is nearly always a new alert id: try the insert (ON CONFLICT DO
+        # NOTHING) straight away and read the existing row only when it conflicts. Polls and
+        # replays mostly carry known ids: read first there.
+        if na.event == AlertEventKind.RESOLVED or source != "webhook":
+            existing = Alert.objects.filter(integration=integration, external_id=na.external_id).first()
+            if na.event == AlertEventKind.RESOLVED:
+                return _resolve_event(integration, na, existing, at)
+            if existing is not None:
+                return _known(integration, existing, na, source, at)
         attribution = attribute(integration, na)
         with transaction.atomic():
             created = _insert(integration, na, attribution, at, now)
             if created is not None:
                 created.outcome = evaluate(created, now=now)
                 return created
-        # Lost a race with a concurrent delivery of the same alert id: that one did the work.
+        # A known alert id (a redelivery, an update, a re-fire), or a race lost to a concurrent
+        # delivery of the same id that did the work.
         return _known(
             integration,
             Alert.objects.get(integration=integration, external_id=na.external_id),

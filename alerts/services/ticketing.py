@@ -55,6 +55,7 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
         assignee_id=rule.assignee_id,
         source=TicketSource.ALERT,
         source_ref=f"{alert.provider}:{alert.external_id}"[:255],
+        savepoint=False,  # the alert's transaction is undone as a whole on any error
     )
     add_note(
         ticket,
@@ -64,6 +65,7 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
             f"first seen {_when(alert.first_seen)}. Rule: {rule.name}."
         ),
         touch=False,  # the ticket was inserted a moment ago in this transaction
+        savepoint=False,  # the alert's transaction is undone as a whole on any error
     )
     return ticket
 
@@ -83,6 +85,7 @@ def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bo
             f"{alert.provider} alert {alert.external_id}."
         ),
         touch=False,  # updated_at was written with the occurrence count above
+        savepoint=False,
     )
     return True
 

@@ -55,17 +55,21 @@ def _record(ticket: Ticket, actor, activity_kind: str, /, **data: Any) -> None:
     TicketActivity.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, actor=actor, kind=activity_kind, data=data)
 
 
-@transaction.atomic
-def create_ticket(*, actor=None, board: Board, title: str, status: Status | None = None, **fields: Any) -> Ticket:
+def create_ticket(
+    *, actor=None, board: Board, title: str, status: Status | None = None, savepoint: bool = True, **fields: Any
+) -> Ticket:
+    """``savepoint=False`` for a caller whose own transaction is undone as a whole on any error
+    (the alert pipeline): the writes then need no savepoint of their own (two fewer statements)."""
     tenant_id = get_current_tenant_id()
     status = status or default_status_for(board)
     _check_status(board, status)
-    ticket = Ticket(tenant_id=tenant_id, board=board, status=status, title=title, **fields)
-    ticket.number = next_ticket_number(tenant_id)
-    if status.is_closed:
-        ticket.closed_at = timezone.now()
-    ticket.save()
-    _record(ticket, actor, ActivityKind.CREATED, source=ticket.source)
+    with transaction.atomic(savepoint=savepoint):
+        ticket = Ticket(tenant_id=tenant_id, board=board, status=status, title=title, **fields)
+        ticket.number = next_ticket_number(tenant_id)
+        if status.is_closed:
+            ticket.closed_at = timezone.now()
+        ticket.save()
+        _record(ticket, actor, ActivityKind.CREATED, source=ticket.source)
     return ticket
 
 
@@ -108,18 +112,21 @@ def update_ticket(ticket: Ticket, *, actor, changes: dict[str, Any]) -> Ticket:
     return locked
 
 
-@transaction.atomic
-def add_note(ticket: Ticket, *, body: str, kind: str = NoteKind.INTERNAL, author=None, touch: bool = True) -> TicketNote:
-    """``touch=False``: the caller has just written the ticket's ``updated_at`` itself (saves an UPDATE)."""
+def add_note(
+    ticket: Ticket, *, body: str, kind: str = NoteKind.INTERNAL, author=None, touch: bool = True, savepoint: bool = True
+) -> TicketNote:
+    """``touch=False``: the caller has just written the ticket's ``updated_at`` itself (saves an UPDATE).
+    ``savepoint=False``: as for create_ticket."""
     if author is None and kind != NoteKind.SYSTEM:
         raise TicketError("Only system notes have no author.", "kind")
     if author is not None and kind == NoteKind.SYSTEM:
         raise TicketError("People cannot write system notes.", "kind")
-    note = TicketNote.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, body=body, kind=kind, author=author)
-    if author is not None:
-        _record(ticket, author, ActivityKind.NOTE, note=note.pk, kind=kind)
-    if touch:
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+    with transaction.atomic(savepoint=savepoint):
+        note = TicketNote.objects.create(tenant_id=ticket.tenant_id, ticket=ticket, body=body, kind=kind, author=author)
+        if author is not None:
+            _record(ticket, author, ActivityKind.NOTE, note=note.pk, kind=kind)
+        if touch:
+            Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
     return note
 
 
