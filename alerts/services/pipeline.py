@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import cache as config_cache
-from alerts.services import dedup, lifecycle, notify, ticketing
+from alerts.services import dedup, lifecycle, notify, rowsql, ticketing
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
 from alerts.services.text import clean, clean_json
@@ -144,11 +144,10 @@ def evaluate(alert: Alert, *, now: dt.datetime) -> dict:
     from alerts.services.windows import matching_window
 
     outcome = {"alert": alert.pk, "action": "", "ticket": None, "rule": None}
-    fields = ["state", "rule", "group", "ticket", "suppressed_by", "suppressed_until"]
     alert.suppressed_by, alert.suppressed_until = None, None
     if alert.client_id is None:
         alert.state = AlertState.UNMAPPED
-        alert.save(update_fields=fields)
+        _save_state(alert)
         outcome["action"] = "unmapped"
         return outcome
     ctx = alert_context(alert)
@@ -156,7 +155,7 @@ def evaluate(alert: Alert, *, now: dt.datetime) -> dict:
     if window is not None:
         alert.state = AlertState.SUPPRESSED
         alert.suppressed_by, alert.suppressed_until = window
-        alert.save(update_fields=fields)
+        _save_state(alert)
         outcome.update(action="suppressed", window=window[0].pk, until=window[1].isoformat())
         return outcome
     rule = match_rule(ctx)
@@ -164,15 +163,31 @@ def evaluate(alert: Alert, *, now: dt.datetime) -> dict:
     outcome["rule"] = rule.pk
     if rule.action == "ignore":
         alert.state = AlertState.IGNORED
-        alert.save(update_fields=fields)
+        _save_state(alert)
         outcome["action"] = "ignored"
         return outcome
     ticket_id, created = _attach(alert, rule, ctx, now)
     alert.state = AlertState.ACTIVE
     alert.ticket_id = ticket_id
-    alert.save(update_fields=fields)
+    _save_state(alert)
     outcome.update(action="ticket_created" if created else "occurrence", ticket=ticket_id)
     return outcome
+
+
+def _save_state(alert: Alert) -> None:
+    """What evaluate decided (one UPDATE by primary key, without ORM query building)."""
+    rowsql.update_row(
+        Alert,
+        alert.pk,
+        {
+            "state": alert.state,
+            "rule": alert.rule_id,
+            "group": alert.group_id,
+            "ticket": alert.ticket_id,
+            "suppressed_by": alert.suppressed_by_id,
+            "suppressed_until": alert.suppressed_until,
+        },
+    )
 
 
 def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
@@ -189,7 +204,7 @@ def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
         alert.group_id = row.id
         if row.ticket_id is None:  # a new group (or its ticket was deleted): make the ticket now
             ticket = ticketing.create_alert_ticket(alert, rule, ctx)
-            AlertGroup.objects.filter(pk=row.id).update(ticket_id=ticket.pk)
+            rowsql.update_row(AlertGroup, row.id, {"ticket": ticket.pk})
             notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
             return ticket.pk, True
         if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count):

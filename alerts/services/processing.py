@@ -16,6 +16,7 @@ transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -23,14 +24,14 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
-from alerts.services import events
+from alerts.services import events, rowsql
 from alerts.services.pipeline import ingest_normalized
 from alerts.services.text import clean
-from psa.tenancy import get_current_tenant_id
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
 from integrations.models import Integration
 from integrations.registry import get_provider
+from psa.tenancy import get_current_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,15 @@ def _finish(event_id: int, fence, **changes: Any) -> bool:
         changes["error"] = clean(changes["error"], 2000)
     if "summary" in changes:
         changes["summary"] = clean(changes["summary"], 500)
+    # Fenced on the claim stamp (one UPDATE by primary key, without ORM query building).
+    fence_value = InboundEvent._meta.get_field("claimed_at").get_db_prep_value(fence, connection)
     return bool(
-        InboundEvent.objects.filter(pk=event_id, status=InboundEventStatus.ACCEPTED, claimed_at=fence).update(
-            processed_at=timezone.now(), replay_requested_at=None, **changes
+        rowsql.update_row(
+            InboundEvent,
+            event_id,
+            {"processed_at": timezone.now(), "replay_requested_at": None, **changes},
+            where="status = %s AND claimed_at = %s",
+            params=(InboundEventStatus.ACCEPTED, fence_value),
         )
     )
 
@@ -111,16 +118,25 @@ def claim_and_load(event_id: int) -> tuple[InboundEvent | None, dt.datetime | No
     return event, now
 
 
+@functools.lru_cache(maxsize=8)
+def _converters(model) -> tuple[list[str], list[tuple]]:
+    names, convs = [], []
+    for f in model._meta.concrete_fields:
+        col = f.get_col(model._meta.db_table)
+        names.append(f.attname)
+        convs.append((col, tuple(connection.ops.get_db_converters(col) + f.get_db_converters(connection))))
+    return names, convs
+
+
 def _from_row(model, values):
     """A model instance from raw column values, with the fields' converters (JSON etc.) applied."""
-    fields = model._meta.concrete_fields
+    names, convs = _converters(model)
     converted = []
-    for f, value in zip(fields, values, strict=True):
-        col = f.get_col(model._meta.db_table)
-        for conv in connection.ops.get_db_converters(col) + f.get_db_converters(connection):
+    for (col, funcs), value in zip(convs, values, strict=True):
+        for conv in funcs:
             value = conv(value, col, connection)
         converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    return model.from_db(connection.alias, names, converted)
 
 
 def process_event(event_id: int) -> dict | None:

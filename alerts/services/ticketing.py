@@ -36,10 +36,9 @@ def describe(alert: Alert, ctx: dict) -> str:
 
 
 def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
+    from alerts.services.cache import tenant_config
     from alerts.services.rules import priority_for
     from alerts.services.templating import render_description, render_title
-
-    from alerts.services.cache import tenant_config
 
     cfg = tenant_config(alert.tenant_id)
     board = _board_for(rule, cfg)
@@ -72,8 +71,16 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
 
 def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bool:
     """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed."""
-    bumped = Ticket.objects.filter(pk=ticket_id, status__is_closed=False).update(
-        occurrence_count=F("occurrence_count") + 1, updated_at=timezone.now()
+    from alerts.services import rowsql
+
+    # One UPDATE by primary key (no ORM query building): only while the ticket is open.
+    bumped = rowsql.update_row(
+        Ticket,
+        ticket_id,
+        {"updated_at": timezone.now()},
+        raw_set="occurrence_count = occurrence_count + 1",
+        where=f"tenant_id = %s AND status_id IN (SELECT id FROM {Status._meta.db_table} WHERE is_closed = %s)",
+        params=(alert.tenant_id, False),
     )
     if not bumped:
         return False
