@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -130,27 +132,75 @@ def _authenticated(provider_cls, integration, body: bytes | None, headers, query
     return _shared_secret_ok(provider_cls, headers, query, secret)
 
 
+# The flood counter is shared (Redis) but each process adds to it in batches: a request only
+# touches Redis when its process has counted FLOOD_SYNC_FRACTION of the limit since the last
+# sync, or FLOOD_SYNC_SECONDS have passed. Between syncs the process decides on the shared
+# total it last saw plus its own unsynced count, so the limit can be overshot by at most one
+# batch per process (1 % each); with a small limit the batch is 1 and every request syncs.
+FLOOD_SYNC_FRACTION = 0.01
+FLOOD_SYNC_SECONDS = 1.0
+
+
+@dataclass
+class _FloodState:
+    minute: int
+    shared: int = 0  # the shared total at the last sync (includes this process's synced counts)
+    pending: int = 0  # counted here, not yet added to the shared total
+    synced_at: float = 0.0
+
+
+_flood_lock = threading.Lock()
+_flood: dict[int, _FloodState] = {}
+
+
 def flooded(integration_id: int) -> bool:
     """More than PSA_WEBHOOK_FLOOD_PER_MINUTE requests this minute (far beyond any real RMM)."""
     limit = getattr(settings, "PSA_WEBHOOK_FLOOD_PER_MINUTE", 0)
     if not limit:
         return False
-    key = f"psa:webhook-flood:{integration_id}:{int(time.time() // 60)}"
+    now = time.time()
+    minute = int(now // 60)
+    batch = max(1, int(limit * FLOOD_SYNC_FRACTION))
+    with _flood_lock:
+        state = _flood.get(integration_id)
+        if state is None or state.minute != minute:
+            if state is not None and state.minute != minute:
+                stale = [k for k, v in _flood.items() if v.minute != minute]
+                for k in stale:  # a new minute: forget the old buckets
+                    del _flood[k]
+            state = _flood[integration_id] = _FloodState(minute)
+        state.pending += 1
+        seen = state.shared + state.pending
+        delta = 0
+        if state.pending >= batch or now - state.synced_at >= FLOOD_SYNC_SECONDS:
+            delta, state.pending, state.synced_at = state.pending, 0, now
+    if not delta:
+        return seen > limit
     try:
-        client = _redis_client()
-        if client is not None:
-            # One round trip: INCR creates the counter at 1, EXPIRE bounds its life (re-setting
-            # the TTL of a per-minute key is harmless). Same key and integer encoding as the
-            # Django cache path below, so both agree.
-            pipe = client.pipeline(transaction=False)
-            pipe.incr(cache.make_key(key))
-            pipe.expire(cache.make_key(key), 120)
-            count, _ = pipe.execute()
-            return count > limit
-        cache.add(key, 0, timeout=120)
-        return cache.incr(key) > limit
+        total = _add_to_shared(f"psa:webhook-flood:{integration_id}:{minute}", delta)
     except Exception:  # the cache being down must never refuse a real alert
         return False
+    with _flood_lock:
+        if state.minute == minute:
+            state.shared = max(state.shared, total)
+        seen = max(seen, total + state.pending)
+    return seen > limit
+
+
+def _add_to_shared(key: str, delta: int) -> int:
+    """Add ``delta`` to this minute's shared counter and return the new total."""
+    client = _redis_client()
+    if client is not None:
+        # One round trip: INCRBY creates the counter, EXPIRE bounds its life (re-setting the
+        # TTL of a per-minute key is harmless). Same key and integer encoding as the Django
+        # cache path below, so both agree.
+        pipe = client.pipeline(transaction=False)
+        pipe.incrby(cache.make_key(key), delta)
+        pipe.expire(cache.make_key(key), 120)
+        total, _ = pipe.execute()
+        return int(total)
+    cache.add(key, 0, timeout=120)
+    return cache.incr(key, delta)
 
 
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from unittest import mock
 
 import pytest
@@ -289,3 +290,26 @@ def test_secret_is_refused_once_its_encryption_key_is_removed(fx):
     with override_settings(PSA_CREDENTIAL_KEYS=[Fernet.generate_key().decode()]):
         assert fx.post(trigger("k-2")).status_code == 401
     assert fx.post(trigger("k-3")).status_code == 202
+
+
+@override_settings(PSA_WEBHOOK_FLOOD_PER_MINUTE=200)
+def test_flood_counter_is_shared_across_processes_in_batches(fx, monkeypatch):
+    """Each process adds to the shared (Redis) counter in batches of 1 % of the limit; the
+    limit holds within this process, and another process sees the shared total."""
+    from django.core.cache import cache
+
+    from alerts.services import intake
+
+    cache.clear()
+    monkeypatch.setattr(intake, "_flood", {})
+    monkeypatch.setattr(intake, "FLOOD_SYNC_SECONDS", 3600.0)  # only the batch size triggers a sync
+    now = (int(time.time()) // 60) * 60 + 30.0
+    monkeypatch.setattr(time, "time", lambda: now)  # no minute boundary inside the test
+    answers = [intake.flooded(fx.integration.pk) for _ in range(201)]
+    assert answers[:200] == [False] * 200 and answers[200] is True
+    minute = int(now // 60)
+    shared = cache.get(f"psa:webhook-flood:{fx.integration.pk}:{minute}")
+    assert 199 <= shared <= 201  # synced two at a time (batch = 1 % of 200)
+    # Another process (fresh local state) syncs on its first request and sees the shared total.
+    monkeypatch.setattr(intake, "_flood", {})
+    assert intake.flooded(fx.integration.pk) is True
