@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F
-
 from assets.models import Asset, AssetExternalId
 from integrations.records import NormalizedAlert
 
@@ -53,29 +51,37 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
                 alert.organization_parent_external_id,
             )
     asset = None
+    tenant_id = integration.tenant_id
     if alert.device_external_id:
-        identity = (
-            AssetExternalId.objects.filter(
-                provider=integration.provider, external_id=alert.device_external_id
-            )
-            .select_related("asset", "asset__client")
-            .first()
+        # Raw SQL (the same query the ORM built, without building it per alert); scoped to the tenant.
+        asset = _first_asset(
+            f"SELECT a.* FROM {_ASSET} a JOIN {_IDENTITY} x ON x.asset_id = a.id"
+            " WHERE x.tenant_id = %s AND a.tenant_id = %s AND x.provider = %s AND x.external_id = %s"
+            " ORDER BY x.id LIMIT 1",
+            [tenant_id, tenant_id, integration.provider, alert.device_external_id],
         )
-        asset = identity.asset if identity is not None else None
         if asset is not None:
             if result.client_id is None and not named_org:
                 result.client_id, result.client = asset.client_id, asset.client
             elif asset.client_id != result.client_id:
                 asset = None
     if asset is None and alert.serial_number and result.client_id is not None:
-        asset = (
-            Asset.objects.filter(client_id=result.client_id, serial_number=alert.serial_number)
-            .order_by(F("retired_at").asc(nulls_first=True), "id")  # a live asset before a retired one
-            .first()
+        asset = _first_asset(  # a live asset before a retired one
+            f"SELECT a.* FROM {_ASSET} a WHERE a.tenant_id = %s AND a.client_id = %s AND a.serial_number = %s"
+            " ORDER BY a.retired_at IS NOT NULL, a.retired_at, a.id LIMIT 1",
+            [tenant_id, result.client_id, alert.serial_number],
         )
     result.asset_id = asset.pk if asset is not None else None
     result.asset = asset
     return result
+
+
+_ASSET = Asset._meta.db_table
+_IDENTITY = AssetExternalId._meta.db_table
+
+
+def _first_asset(sql: str, params: list):
+    return next(iter(Asset.objects.raw(sql, params)), None)
 
 
 def _resolve(integration, org_external_id: str):
