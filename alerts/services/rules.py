@@ -247,10 +247,9 @@ def default_priority_map() -> dict[str, int]:
 def priority_for(rule: AlertRule, severity: str):
     """The rule's fixed priority; else its map's entry for ``severity``; else the priority named
     for the severity (Critical/High/Medium/Low); None when nothing fits."""
-    from tickets.models import Priority
-
     from alerts.services.cache import tenant_config
     from psa.tenancy import get_current_tenant_id
+    from tickets.models import Priority
 
     priorities = tenant_config(get_current_tenant_id()).priorities  # by position, id
     by_id = {p.pk: p for p in priorities}
