@@ -313,3 +313,18 @@ def test_flood_counter_is_shared_across_processes_in_batches(fx, monkeypatch):
     # Another process (fresh local state) syncs on its first request and sees the shared total.
     monkeypatch.setattr(intake, "_flood", {})
     assert intake.flooded(fx.integration.pk) is True
+
+
+def test_lookup_gives_the_provider_a_fully_converted_integration(fx):
+    """The lookup is a raw SELECT; JSON and datetime fields must come back as Python values
+    (a provider's signature check or parser may read integration.settings)."""
+    from alerts.services.intake import _lookup
+
+    Integration.objects.unscoped().filter(pk=fx.integration.pk).update(
+        settings={"region": "eu"}, last_webhook_at=timezone.now()
+    )
+    found = _lookup("fake", fx.integration.webhook_key)
+    assert found.pk == fx.integration.pk and found.tenant_id == fx.tenant.pk
+    assert found.settings == {"region": "eu"}
+    assert timezone.is_aware(found.last_webhook_at)
+    assert _lookup("generic", fx.integration.webhook_key) is None  # provider mismatch
