@@ -156,7 +156,8 @@ def test_worker_killed_mid_processing_every_event_processed_exactly_once(live, t
     """
     api = tenant.api
     wait_events_settled(api, "generic", 1)  # the probe
-    conditions, firings = 6, 5
+    # Enough queued work that the worker cannot finish it all between "some processed" and the kill.
+    conditions, firings = 8, 10
     live.kill_worker()
     for k in range(firings):
         for c in range(conditions):
