@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .base import Provider
     from .models import Integration
 
+# The product's provider slugs (API.md), known even before a provider's app is installed.
+KNOWN_SLUGS = ("generic", "ninjaone", "tactical", "level", "huntress")
+
 _providers: dict[str, type[Provider]] = {}
 _frozen = False
 
@@ -62,11 +65,6 @@ def registered_for_tests(provider_cls: type[Provider]) -> Iterator[type[Provider
             _providers[slug] = previous
 
 
-def unregister_for_tests(slug: str) -> None:
-    """Remove a provider a test registered (no-op when absent)."""
-    _providers.pop(slug, None)
-
-
 def get_provider_class(slug: str) -> type[Provider]:
     _freeze_once_started()
     try:
@@ -87,3 +85,9 @@ def get_provider(integration: Integration) -> Provider:
 def is_registered(slug: str) -> bool:
     _freeze_once_started()
     return slug in _providers
+
+
+def known_slugs() -> list[str]:
+    """Registered providers first (in display order), then the product's other slugs."""
+    registered = [p.slug for p in all_providers()]
+    return registered + [s for s in KNOWN_SLUGS if s not in registered]

@@ -14,12 +14,9 @@ from psa.api.permissions import AdminOrReadOnly
 from psa.api.serializers import TenantModelSerializer
 from psa.api.viewsets import TenantModelViewSet
 
-# Provider slugs of the product (API.md), known even before a provider's app is installed.
-KNOWN_PROVIDERS = ("generic", "ninjaone", "tactical", "level", "huntress")
-
 
 def _provider_slugs() -> set[str]:
-    return set(KNOWN_PROVIDERS) | {p.slug for p in registry.all_providers()}
+    return set(registry.known_slugs())
 
 
 class MaintenanceWindowSerializer(TenantModelSerializer):
@@ -86,7 +83,7 @@ class MaintenanceWindowSerializer(TenantModelSerializer):
         integration, client, asset = get("integration", "") or "", get("client"), get("asset")
         if scope == WindowScope.INTEGRATION:
             if not integration:
-                errors["integration"] = ["Required for scope 'integration' (a provider slug such as 'generic')."]
+                errors["integration"] = ["Required for scope 'integration' (a provider slug)."]
             elif integration not in _provider_slugs():
                 known = ", ".join(sorted(_provider_slugs()))
                 errors["integration"] = [f"Unknown provider {integration!r}; use one of: {known}."]

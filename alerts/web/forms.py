@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django import forms
 from django.contrib.auth import get_user_model
 
-from alerts.api.windows import KNOWN_PROVIDERS
 from alerts.models import RuleAction, WindowScope
 from assets.models import Asset, AssetType
 from integrations import registry
@@ -27,8 +26,7 @@ SEVERITY_CHOICES = [(s, s.capitalize()) for s in SEVERITIES]
 
 def provider_choices():
     names = {p.slug: p.name for p in registry.all_providers()}
-    slugs = list(names) + [s for s in KNOWN_PROVIDERS if s not in names]
-    return [(s, names.get(s, s.capitalize())) for s in slugs]
+    return [(s, names.get(s, s.capitalize())) for s in registry.known_slugs()]
 
 
 def tenant_users():
