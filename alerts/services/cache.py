@@ -32,6 +32,9 @@ from django.core.cache import cache as shared_cache
 from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from integrations.signals import organizations_changed
+from psa.tenancy import NoTenantError, get_current_tenant_id
+
 TTL_SECONDS = 60.0
 _KEY = "psa:alerts:config:{}"
 _lock = threading.Lock()
@@ -152,6 +155,11 @@ def _load(tenant_id: int, stamp) -> TenantConfig:
     from alerts.services.rules import DEFAULT_BOARD_NAME
     from tickets.models import Board, Priority, Status
 
+    # The rows below are read through the current tenant's managers and stored under tenant_id:
+    # the two must be the same tenant, or one tenant's rules would be cached for another.
+    if get_current_tenant_id() != tenant_id:
+        raise NoTenantError(f"config for tenant {tenant_id} loaded as tenant {get_current_tenant_id()}")
+
     rules = list(AlertRule.objects.filter(enabled=True).order_by("position", "id"))
     catch_all = next((r for r in rules if r.is_catch_all), None)
     if catch_all is None:  # a disabled catch-all is still the catch-all
@@ -209,3 +217,8 @@ def connect() -> None:
         post_save.connect(_on_change, sender=model, dispatch_uid=f"{uid}.save")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"{uid}.delete")
     m2m_changed.connect(_on_m2m, sender=AlertRule.notify_users.through, dispatch_uid="alerts.cache.notify_users")
+    organizations_changed.connect(_on_orgs_changed, dispatch_uid="alerts.cache.organizations_changed")
+
+
+def _on_orgs_changed(sender, tenant_id, **kwargs) -> None:
+    config_changed(tenant_id)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from integrations.models import ExternalOrganization, Integration, Job, MappingKind
 from integrations.records import ExternalOrg
 from integrations.registry import get_provider
+from integrations.signals import organizations_changed
 from psa.models import Client, ClientSite
 
 from .jobs import ProgressReporter
@@ -67,6 +68,8 @@ def sync_organizations(integration: Integration, job: Job | None = None,
             Q(last_seen_at__lt=started) | Q(last_seen_at__isnull=True)
         )
         missing = gone.filter(missing_since__isnull=True).update(missing_since=started)
+    # Once per sync (bulk writes send no model signals): the pipeline's config cache reloads.
+    organizations_changed.send(sender=ExternalOrganization, tenant_id=integration.tenant_id)
     return {"total": seen, "created": created, "updated": seen - created, "missing": missing, "returned": returned,
             "mapped": ExternalOrganization.objects.filter(integration=integration, client__isnull=False).count()}
 
@@ -94,9 +97,6 @@ def _upsert_orgs(integration: Integration, chunk: list[ExternalOrg], now) -> tup
             rows, update_conflicts=True, unique_fields=["integration", "external_id"],
             update_fields=["name", "kind", "parent_external_id", "last_seen_at", "missing_since"],
         )
-    from alerts.services.cache import config_changed  # bulk_create sends no signals
-
-    config_changed(integration.tenant_id)
     returned = sum(1 for missing_since in existing.values() if missing_since is not None)
     return len(by_id) - len(existing), len(by_id), returned
 
@@ -163,9 +163,7 @@ def automap(integration: Integration) -> dict[str, int]:
         else:
             already += 1
     if matched:
-        from alerts.services.cache import config_changed  # QuerySet.update sends no signals
-
-        config_changed(integration.tenant_id)
+        organizations_changed.send(sender=ExternalOrganization, tenant_id=integration.tenant_id)
     return {"matched": matched, "already_mapped": already, "unmatched": unmatched}
 
 

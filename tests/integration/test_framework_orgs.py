@@ -151,3 +151,30 @@ def test_sync_of_event_discovered_orgs_marks_nothing_missing(tenant_a, as_tenant
         orgs.discover(generic, "x1", "X")
         assert orgs.sync_organizations(generic)["missing"] == 0
         assert ExternalOrganization.objects.get(external_id="x1").missing_since is None
+
+
+def test_bulk_org_changes_tell_the_pipeline_once(integration, fake_provider, tenant_a, as_tenant, make_client,
+                                                 monkeypatch):
+    """Bulk writes send no model signals: sync (once, however many batches) and automap (when it
+    mapped something) send organizations_changed, which the pipeline's config cache listens to."""
+    from integrations.signals import organizations_changed
+
+    seen: list[int] = []
+
+    def receiver(sender, tenant_id, **kwargs):
+        seen.append(tenant_id)
+
+    organizations_changed.connect(receiver, dispatch_uid="test.orgs_changed")
+    try:
+        monkeypatch.setattr(orgs, "BATCH", 2)
+        make_client(tenant_a.tenant, "Org 3")
+        fake_provider.state.orgs = [ExternalOrg(f"o{i}", f"Org {i}") for i in range(5)]
+        with as_tenant(tenant_a.tenant):
+            orgs.sync_organizations(integration)  # three batches
+            assert seen == [tenant_a.tenant.pk]
+            assert orgs.automap(integration)["matched"] == 1
+            assert seen == [tenant_a.tenant.pk] * 2
+            orgs.automap(integration)  # nothing new to map: no signal
+            assert len(seen) == 2
+    finally:
+        organizations_changed.disconnect(dispatch_uid="test.orgs_changed")
