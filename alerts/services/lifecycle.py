@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -135,16 +136,26 @@ def ticket_closed_by_user(ticket_id: int) -> bool:
 
 def reset_alerts_for_ticket(ticket_id: int) -> dict[str, int]:
     summary = {"done": 0, "failed": 0, "skipped": 0}
-    for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related(
-        "rule", "integration"
-    ):
-        summary[reset_alert(alert)] += 1
+    # One provider instance (credentials decrypted once, one HTTP client) per integration.
+    providers: dict[int, Any] = {}
+    try:
+        for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related(
+            "rule", "integration"
+        ):
+            summary[reset_alert(alert, providers)] += 1
+    finally:
+        for provider in providers.values():
+            try:
+                provider.close()
+            except Exception:  # closing must not hide the results already recorded
+                log.warning("closing %s provider failed", provider.integration.provider)
     return summary
 
 
-def reset_alert(alert: Alert) -> str:
+def reset_alert(alert: Alert, providers: dict[int, Any]) -> str:
     """Ask the provider to reset/resolve one alert; the result is recorded on the alert.
 
+    ``providers`` holds the provider instance per integration id (the caller closes them).
     Never raises: a provider failure is written to ``reset_error`` (and a ticket note) and the
     ticket stays closed. Provider calls happen outside any transaction.
     """
@@ -166,19 +177,16 @@ def reset_alert(alert: Alert) -> str:
     if not claimed:
         return "skipped"
     error = ""
-    provider = provider_cls(alert.integration)
     try:
+        provider = providers.get(alert.integration_id)
+        if provider is None:
+            provider = providers[alert.integration_id] = provider_cls(alert.integration)
         provider.reset_alert(alert.external_id)
     except ProviderError as exc:
         error = clean(str(exc), 1000) or type(exc).__name__
     except Exception as exc:  # a provider bug: record its kind only (messages may carry request details)
         log.exception("reset of alert %s in %s failed", alert.pk, alert.provider)
         error = f"Unexpected error ({type(exc).__name__})."
-    finally:
-        try:
-            provider.close()
-        except Exception:
-            pass
     done = timezone.now()
     with transaction.atomic():
         if error:

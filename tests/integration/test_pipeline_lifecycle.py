@@ -141,6 +141,8 @@ def test_close_by_a_person_resets_alerts_and_records_failures_without_blocking(
     ingest(fx, fake_alert("a-2", "o1", condition_key="disk"))
     _close_as(fx, tenant_a.user, a1.ticket_id, api=api_a)
     assert sorted(fake_provider.state.resets) == ["a-1", "a-2"]
+    # One provider connection for the ticket's alerts of one integration, closed once.
+    assert fake_provider.state.closed == 1
     with tenant_context(fx.tenant):
         ok, failed = Alert.objects.order_by("external_id")
         assert (ok.reset_status, ok.state, ok.reset_error) == ("done", "resolved", "")
