@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from integrations.base import Provider
 from integrations.models import ExternalOrganization, Integration, Job
-from integrations.services import config
+from integrations.services import config, status
 from psa.api.serializers import TenantModelSerializer
 from psa.models import Client, ClientSite
 
@@ -61,8 +61,7 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
         "last_poll_ok": integration.last_poll_ok,
         "last_poll_error": integration.last_poll_error,
         "last_webhook_at": integration.last_webhook_at,
-        "counts": counts or {"organizations": 0, "mapped_organizations": 0, "unmapped_organizations": 0,
-                             "missing_organizations": 0, "devices": 0},
+        "counts": counts or dict(status.EMPTY),
         "updated_at": integration.updated_at,
     })
     return data

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import django_filters
 from django.db import transaction
-from django.db.models import Count, Q
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from assets.models import AssetExternalId
 from integrations import registry
 from integrations.models import ExternalOrganization, Integration, IntegrationStatus, Job
 from integrations.services import config, jobs, orgs
+from integrations.services.status import counts_for, provider_counts
 from psa.api.permissions import IsTenantAdmin
 from psa.api.viewsets import TenantReadOnlyViewSet, TenantViewSetMixin
 
@@ -25,27 +24,6 @@ from .serializers import (
 )
 
 SLUG_RE = r"[a-z0-9_-]+"
-
-
-def _counts() -> dict[str, dict[str, int]]:
-    """Per-provider counts for the current tenant, in two grouped queries."""
-    out: dict[str, dict[str, int]] = {}
-    rows = ExternalOrganization.objects.values("integration__provider").annotate(
-        organizations=Count("id"),
-        mapped_organizations=Count("id", filter=Q(client__isnull=False)),
-        missing_organizations=Count("id", filter=Q(missing_since__isnull=False)),
-    )
-    for r in rows:
-        out[r["integration__provider"]] = {
-            "organizations": r["organizations"], "mapped_organizations": r["mapped_organizations"],
-            "unmapped_organizations": r["organizations"] - r["mapped_organizations"],
-            "missing_organizations": r["missing_organizations"], "devices": 0,
-        }
-    for r in (AssetExternalId.objects.filter(asset__retired_at__isnull=True)
-              .values("provider").annotate(n=Count("asset_id", distinct=True))):
-        out.setdefault(r["provider"], {"organizations": 0, "mapped_organizations": 0, "unmapped_organizations": 0,
-                                       "missing_organizations": 0, "devices": 0})["devices"] = r["n"]
-    return out
 
 
 def _not_set_up(cls) -> ValidationError:
@@ -76,7 +54,7 @@ class IntegrationViewSet(viewsets.ViewSet):
 
     def list(self, request):
         rows = {i.provider: i for i in Integration.objects.all()}
-        counts = _counts()
+        counts = provider_counts()
         data = [
             integration_data(rows.get(cls.slug) or config.unsaved_integration(cls.slug), counts.get(cls.slug))
             for cls in registry.all_providers()
@@ -86,7 +64,7 @@ class IntegrationViewSet(viewsets.ViewSet):
     def retrieve(self, request, provider=None):
         config.provider_class(provider)  # unknown slug -> 404
         integration = Integration.objects.filter(provider=provider).first() or config.unsaved_integration(provider)
-        return Response(integration_data(integration, _counts().get(provider)))
+        return Response(integration_data(integration, counts_for(provider)))
 
     def update(self, request, provider=None):
         config.provider_class(provider)
@@ -106,7 +84,7 @@ class IntegrationViewSet(viewsets.ViewSet):
         if config.takes_credentials(cls) and changed and integration.credentials_ciphertext:
             connection = config.test_connection(integration)  # HTTP after commit
             integration.refresh_from_db()
-        data = integration_data(integration, _counts().get(provider))
+        data = integration_data(integration, counts_for(provider))
         if connection is not None:
             data["connection_test"] = {k: connection[k] for k in ("ok", "message")}
         return Response(data)

@@ -9,11 +9,11 @@ from django.template.loader import render_to_string
 from integrations.forms import ConnectionForm, PollingForm
 from integrations.models import Integration, Job
 from integrations.services import jobs
+from integrations.services.status import counts_for
 from psa.models import Client
 
 from . import webhook_view
 from .access import ProviderView, for_template
-from .status import provider_stats
 
 ORG_SYNC_KINDS = (jobs.ORG_SYNC,)
 DEVICE_SYNC_KINDS = (jobs.DEVICE_SYNC,)
@@ -118,12 +118,11 @@ def orgs_ctx(provider_cls, integration, *, only_unmapped=False, automap_summary=
 
 
 def devices_ctx(provider_cls, integration) -> dict[str, Any]:
-    stats = provider_stats(provider_cls, integration)
-    mapped = integration.organizations.filter(client__isnull=False).count()
+    counts = counts_for(integration.provider)
     return {
-        "device_count": stats["devices"],
+        "device_count": counts["devices"],
         "device_job": latest_job(integration, DEVICE_SYNC_KINDS),
-        "devices_mapped_orgs": mapped,
+        "devices_mapped_orgs": counts["mapped_organizations"],
     }
 
 

@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from integrations import registry
 from integrations.models import Integration
+from integrations.services.status import provider_counts
 
 from .access import ProviderView, admin_required, provider_class_or_404
 from .cards import panel_context
@@ -15,10 +16,12 @@ from .status import provider_stats
 @admin_required
 def rmm_tab(request):
     integrations = {i.provider: i for i in Integration.objects.all()}
+    counts = provider_counts()
     cards = []
     for cls in registry.all_providers():
         integration = integrations.get(cls.slug)
-        cards.append({"provider": ProviderView(cls), "integration": integration, "stats": provider_stats(cls, integration)})
+        stats = provider_stats(integration, counts.get(cls.slug))
+        cards.append({"provider": ProviderView(cls), "integration": integration, "stats": stats})
     return render(request, "integrations/rmm_tab.html", {"cards": cards, "settings_section": "rmm"})
 
 

@@ -4,6 +4,7 @@ admins only, another tenant's ids 404, secrets never in a page."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from integrations.models import ExternalOrganization, Integration, Job
 from integrations.services import config
@@ -219,3 +220,32 @@ def test_every_settings_route_is_admin_only(client, tenant_a, make_member):
         answers = {client.get(path).status_code, client.post(path).status_code}
         # 403 for a technician; 405 where one verb does not exist (checked before the role).
         assert 403 in answers and answers <= {403, 405}, (path, answers)
+
+
+def test_rmm_tab_counts_come_from_grouped_queries(admin_web, tenant_a, make_client, make_asset,
+                                                  django_assert_max_num_queries):
+    """Cards show the same figures as the API (an asset with two identities is one device), and the
+    page's query count does not depend on how much each provider holds."""
+    from alerts.models import Alert
+    from assets.models import AssetExternalId
+    from integrations.models import ExternalOrganization
+
+    integration = _generic(tenant_a.tenant)
+    client = make_client(tenant_a.tenant, "Acme")
+    asset = make_asset(tenant_a.tenant, client, provider="generic", external_id="dev-1")
+    AssetExternalId.objects.unscoped().create(tenant=tenant_a.tenant, asset=asset, provider="generic",
+                                              external_id="dev-1-reinstalled")
+    now = timezone.now()
+    with tenant_context(tenant_a.tenant):
+        ExternalOrganization.objects.create(integration=integration, external_id="o1", name="Acme", client=client)
+        ExternalOrganization.objects.create(integration=integration, external_id="o2", name="Other")
+        for i in range(3):
+            Alert.objects.create(integration=integration, provider="generic", external_id=f"a{i}", condition_key="c",
+                                 dedup_key="k", state="active" if i else "resolved", first_seen=now, last_seen=now,
+                                 last_event_at=now)
+    with django_assert_max_num_queries(15):
+        html = admin_web.get(RMM).content.decode()
+    api = admin_web.get("/api/v1/integrations/generic/").json()["counts"]
+    assert api["devices"] == 1 and api["active_alerts"] == 2 and api["mapped_organizations"] == 1
+    assert 'data-testid="devices">1<' in html and 'data-testid="active-alerts">2<' in html
+    assert 'data-testid="mapped">1<' in html and 'data-testid="unmapped">1<' in html
