@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,23 +16,23 @@ from alerts.services import events as events_svc
 from alerts.services.text import body_text
 from integrations.crypto import CredentialDecryptError
 from integrations.models import Integration
-from integrations.web.access import ProviderView, admin_required, is_htmx, provider_class_or_404
+from integrations.web.access import (
+    ProviderView,
+    admin_required,
+    integration_or_404,
+    is_htmx,
+    panel_url,
+    provider_class_or_404,
+)
 
 PAGE = 25
 MAX_BODY_SHOWN = 64 * 1024
 
 
-def _integration(cls) -> Integration:
-    integration = Integration.objects.filter(provider=cls.slug).first()
-    if integration is None:
-        raise Http404("Not set up")
-    return integration
-
-
 @admin_required
 def event_list(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration(cls)
+    integration = integration_or_404(cls)
     status = request.GET.get("status", "")
     qs = InboundEvent.objects.filter(integration=integration).only(
         "pk", "received_at", "status", "summary", "error", "source", "salvaged", "size").order_by("-received_at", "-id")
@@ -93,7 +92,7 @@ def _outcome(event: InboundEvent) -> dict[str, Any]:
 @admin_required
 def event_detail(request, provider: str, event_id: int):
     cls = provider_class_or_404(provider)
-    integration = _integration(cls)
+    integration = integration_or_404(cls)
     event = get_object_or_404(InboundEvent.objects.filter(integration=integration), pk=event_id)
     ctx = {
         "provider": ProviderView(cls), "integration": integration, "event": event,
@@ -109,7 +108,7 @@ def event_detail(request, provider: str, event_id: int):
 @admin_required
 def event_replay(request, provider: str, event_id: int):
     cls = provider_class_or_404(provider)
-    integration = _integration(cls)
+    integration = integration_or_404(cls)
     event = get_object_or_404(InboundEvent.objects.filter(integration=integration), pk=event_id)
     with transaction.atomic():  # the replay is enqueued on commit, as in the API
         queued = events_svc.request_replay(event)
@@ -117,4 +116,4 @@ def event_replay(request, provider: str, event_id: int):
         messages.success(request, f"Event {event.pk} queued for replay.")
     else:
         messages.error(request, "A duplicate delivery cannot be replayed; replay the original event instead.")
-    return redirect(f"/settings/integrations/rmm/{cls.slug}/events/{event.pk}/")
+    return redirect(f"{panel_url(cls.slug)}events/{event.pk}/")

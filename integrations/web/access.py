@@ -10,11 +10,24 @@ from __future__ import annotations
 from django.http import Http404
 
 from integrations import registry
+from integrations.models import Integration
 from psa.models import Role
 from psa.web.access import member_required
 
 # Settings pages are for tenant admins; the shared web access rule does the checking.
 admin_required = member_required(roles=(Role.ADMIN,))
+
+
+def panel_url(slug: str) -> str:
+    return f"/settings/integrations/rmm/{slug}/"
+
+
+def integration_or_404(provider_cls) -> Integration:
+    """The tenant's integration of this provider; 404 while it is not set up."""
+    integration = Integration.objects.filter(provider=provider_cls.slug).first()
+    if integration is None:
+        raise Http404("Not set up")
+    return integration
 
 
 def provider_class_or_404(slug: str):

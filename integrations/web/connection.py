@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -15,25 +15,21 @@ from integrations.forms import ConnectionForm, PollingForm
 from integrations.services import config
 
 from . import webhook_view
-from .access import ProviderView, admin_required, is_htmx, provider_class_or_404
+from .access import (
+    ProviderView,
+    admin_required,
+    integration_or_404,
+    is_htmx,
+    panel_url,
+    provider_class_or_404,
+)
 from .cards import connection_ctx, current_integration, panel_context, polling_ctx, render_card, webhook_ctx
-
-
-def _panel_url(slug: str) -> str:
-    return f"/settings/integrations/rmm/{slug}/"
 
 
 def _card_response(request, cls, name: str, ctx: dict, status: int = 200) -> HttpResponse:
     integration = ctx.get("integration", current_integration(cls))
     full = {"provider": cls, "integration": integration, **ctx}
     return HttpResponse(render_card(request, name, full), status=status)
-
-
-def _integration_or_404(cls):
-    integration = current_integration(cls)
-    if integration is None:
-        raise Http404("Not set up")
-    return integration
 
 
 @require_POST
@@ -73,9 +69,9 @@ def save_connection(request, provider: str):
             messages.success(request, saved + (f" {test_result['message']}" if test_result else ""))
         if is_htmx(request):
             resp = HttpResponse(status=204)
-            resp["HX-Redirect"] = _panel_url(cls.slug)
+            resp["HX-Redirect"] = panel_url(cls.slug)
             return resp
-        return redirect(_panel_url(cls.slug))
+        return redirect(panel_url(cls.slug))
     ctx = connection_ctx(cls, integration, test_result=test_result, saved_message=saved)
     return _card_response(request, cls, "connection", {"integration": integration, **ctx})
 
@@ -92,7 +88,7 @@ def _invalid(request, cls, integration, form):
 @admin_required
 def test_connection(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     result = config.test_connection(integration)
     if is_htmx(request):
         html = render(request, "integrations/_test_result.html", {"test_result": result}).content.decode()
@@ -102,7 +98,7 @@ def test_connection(request, provider: str):
         html += f'<span id="panel-status" hx-swap-oob="true">{pill}</span>'
         return HttpResponse(html)
     messages.info(request, ("Connection OK: " if result["ok"] else "Connection failed: ") + result["message"])
-    return redirect(_panel_url(cls.slug))
+    return redirect(panel_url(cls.slug))
 
 
 @require_GET
@@ -111,7 +107,7 @@ def test_connection(request, provider: str):
 def webhook_secret(request, provider: str):
     """The secret, only on an explicit Reveal (the panel never embeds it)."""
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     secret, extra = "", []
     if not request.GET.get("hide"):
         card = config.webhook_card(integration, request)
@@ -124,19 +120,19 @@ def webhook_secret(request, provider: str):
 @admin_required
 def rotate_secret(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     config.rotate_webhook_secret(integration)
     if is_htmx(request):
         return _card_response(request, cls, "webhook", {"integration": integration, **webhook_ctx(request, cls, integration, rotated=True)})
     messages.success(request, "New webhook secret issued; the old one no longer works.")
-    return redirect(_panel_url(cls.slug))
+    return redirect(panel_url(cls.slug))
 
 
 @require_POST
 @admin_required
 def save_polling(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     form = PollingForm(cls, request.POST)
     saved = False
     if form.is_valid():
@@ -154,6 +150,6 @@ def save_polling(request, provider: str):
     if not is_htmx(request):
         if saved:
             messages.success(request, "Polling settings saved.")
-            return redirect(_panel_url(cls.slug))
+            return redirect(panel_url(cls.slug))
         return render(request, "integrations/panel.html", panel_context(request, cls, polling_form=form), status=400)
     return _card_response(request, cls, "polling", {"integration": integration, **polling_ctx(cls, integration, form=form, saved=saved)})

@@ -12,11 +12,17 @@ from integrations.forms import OrgMappingForm
 from integrations.models import ExternalOrganization, Job
 from integrations.services import jobs, orgs
 
-from .access import ProviderView, admin_required, is_htmx, provider_class_or_404
+from .access import (
+    ProviderView,
+    admin_required,
+    integration_or_404,
+    is_htmx,
+    panel_url,
+    provider_class_or_404,
+)
 from .cards import (
     DEVICE_SYNC_KINDS,
     ORG_SYNC_KINDS,
-    current_integration,
     decorate_job,
     devices_ctx,
     orgs_ctx,
@@ -27,15 +33,8 @@ from .cards import (
 BACKFILL = "alerts.backfill"
 
 
-def _integration_or_404(cls):
-    integration = current_integration(cls)
-    if integration is None:
-        raise Http404("Not set up")
-    return integration
-
-
 def _panel(slug: str):
-    return redirect(f"/settings/integrations/rmm/{slug}/")
+    return redirect(panel_url(slug))
 
 
 def _card(request, cls, integration, name: str, ctx: dict, status: int = 200) -> HttpResponse:
@@ -49,9 +48,9 @@ def _card(request, cls, integration, name: str, ctx: dict, status: int = 200) ->
 @admin_required
 def organizations_card(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     if not is_htmx(request):
-        return redirect(f"/settings/integrations/rmm/{cls.slug}/" + ("?unmapped=1" if request.GET.get("unmapped") else ""))
+        return redirect(panel_url(cls.slug) + ("?unmapped=1" if request.GET.get("unmapped") else ""))
     return _card(request, cls, integration, "organizations",
                  orgs_ctx(cls, integration, only_unmapped=request.GET.get("unmapped") == "1"))
 
@@ -60,7 +59,7 @@ def organizations_card(request, provider: str):
 @admin_required
 def organizations_sync(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     job = jobs.start_job(integration, jobs.ORG_SYNC, created_by=request.user)
     if not is_htmx(request):
         messages.info(request, "Organization discovery started.")
@@ -74,7 +73,7 @@ def organizations_sync(request, provider: str):
 @admin_required
 def organizations_automap(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     result = orgs.automap(integration)
     summary = (f"Automap matched {result.get('matched', 0)} organization(s) by exact name; "
                f"{result.get('already_mapped', 0)} were already mapped, {result.get('unmatched', 0)} have no client with the same name.")
@@ -88,7 +87,7 @@ def organizations_automap(request, provider: str):
 @admin_required
 def organization_map(request, provider: str, org_id: int):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     # Scoped to this tenant's integration: another tenant's organization id is a 404.
     org = get_object_or_404(ExternalOrganization.objects.filter(integration=integration), pk=org_id)
     form = OrgMappingForm(request.POST)
@@ -118,7 +117,7 @@ def organization_map(request, provider: str, org_id: int):
 @admin_required
 def devices_sync(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     if not cls.capabilities.device_sync:
         raise Http404("This provider does not sync devices")
     jobs.start_job(integration, jobs.DEVICE_SYNC, created_by=request.user)
@@ -135,7 +134,7 @@ def devices_sync(request, provider: str):
 @admin_required
 def polling_run(request, provider: str):
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     if not cls.capabilities.polling:
         raise Http404("This provider does not poll")
     kind = BACKFILL if request.POST.get("mode") == "backfill" and BACKFILL in jobs.JOB_TASKS else jobs.POLL
@@ -155,7 +154,7 @@ def polling_run(request, provider: str):
 def job_progress(request, provider: str, job_id: int):
     """One job's progress fragment; once the job has finished, its whole card (fresh counts, table)."""
     cls = provider_class_or_404(provider)
-    integration = _integration_or_404(cls)
+    integration = integration_or_404(cls)
     job = get_object_or_404(Job.objects.filter(integration=integration), pk=job_id)
     decorate_job(job)
     if job.state in jobs.ACTIVE_STATES or not is_htmx(request):
