@@ -32,11 +32,6 @@ JOB_TASKS: dict[str, str] = {
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 
-def register_job_kind(kind: str, task_name: str) -> None:
-    """Let another app (e.g. a provider's backfill) run its own job kind through start_job."""
-    JOB_TASKS[kind] = task_name
-
-
 def stale_after() -> dt.timedelta:
     """A queued/running job with no heartbeat for this long is taken as abandoned (worker died)."""
     return dt.timedelta(seconds=int(getattr(settings, "PSA_JOB_STALE_SECONDS", 3600)))

@@ -17,9 +17,8 @@ from .access import ProviderView, for_template
 
 ORG_SYNC_KINDS = (jobs.ORG_SYNC,)
 DEVICE_SYNC_KINDS = (jobs.DEVICE_SYNC,)
-POLL_KINDS = (jobs.POLL, "alerts.backfill")
-JOB_LABELS = {jobs.ORG_SYNC: "Organization discovery", jobs.DEVICE_SYNC: "Device sync", jobs.POLL: "Poll",
-              "alerts.backfill": "Backfill"}
+POLL_KINDS = (jobs.POLL,)
+JOB_LABELS = {jobs.ORG_SYNC: "Organization discovery", jobs.DEVICE_SYNC: "Device sync", jobs.POLL: "Poll"}
 
 SUMMARY_LABELS = {
     "created": "Created",
@@ -139,8 +138,7 @@ def polling_ctx(provider_cls, integration, *, form=None, saved=False) -> dict[st
     if form is None:
         form = PollingForm(provider_cls, initial={
             "poll_enabled": integration.poll_enabled, "poll_interval_minutes": integration.poll_interval_minutes})
-    return {"polling_form": form, "polling_saved": saved, "poll_job": latest_job(integration, POLL_KINDS),
-            "backfill_available": "alerts.backfill" in jobs.JOB_TASKS}
+    return {"polling_form": form, "polling_saved": saved, "poll_job": latest_job(integration, POLL_KINDS)}
 
 
 def panel_context(request, provider_cls, **overrides) -> dict[str, Any]:

@@ -30,9 +30,6 @@ from .cards import (
     render_card,
 )
 
-BACKFILL = "alerts.backfill"
-
-
 def _panel(slug: str):
     return redirect(panel_url(slug))
 
@@ -137,10 +134,10 @@ def polling_run(request, provider: str):
     integration = integration_or_404(cls)
     if not cls.capabilities.polling:
         raise Http404("This provider does not poll")
-    kind = BACKFILL if request.POST.get("mode") == "backfill" and BACKFILL in jobs.JOB_TASKS else jobs.POLL
-    jobs.start_job(integration, kind, created_by=request.user)
+    # A poll reads the provider's whole active set and reconciles it: it is also the backfill.
+    jobs.start_job(integration, jobs.POLL, created_by=request.user)
     if not is_htmx(request):
-        messages.info(request, "Backfill started." if kind == BACKFILL else "Poll started.")
+        messages.info(request, "Poll started.")
         return _panel(cls.slug)
     integration.refresh_from_db()
     return _card(request, cls, integration, "polling", polling_ctx(cls, integration))
