@@ -80,7 +80,7 @@ class WebhookEnvelope:
     """What intake learns from a webhook before storing it (cheap, no network)."""
 
     delivery_id: str | None  # provider's delivery/event id; None -> hash of the body
-    summary: str = ""
+    summary: str = ""  # one line for the event log; intake strips NULs and clips it
 
 
 @dataclass

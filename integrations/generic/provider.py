@@ -36,7 +36,7 @@ class GenericProvider(Provider):
         normalize.to_alert(ev)
         title = ev.body.get("title")
         summary = f"{ev.event} {ev.alert_id}" + (f": {title}" if isinstance(title, str) and title else "")
-        return WebhookEnvelope(delivery_id=ev.delivery_id, summary=summary.replace("\x00", "")[:500])
+        return WebhookEnvelope(delivery_id=ev.delivery_id, summary=summary)  # intake cleans and clips it
 
     def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert]:
         return normalize.parse(request.body)

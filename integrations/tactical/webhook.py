@@ -141,10 +141,10 @@ def read(body: bytes, query: Any) -> ReadBody:
 def summary(read_body: ReadBody) -> str:
     word = EVENT_WORD.get(read_body.event or "", "event")
     if read_body.body is None:
-        return f"{word} alert {read_body.alert_id}: body unreadable, to be fetched from Tactical"[:500]
+        return f"{word} alert {read_body.alert_id}: body unreadable, to be fetched from Tactical"
     host = text(read_body.body.get("hostname"))
     message = text(read_body.body.get("message"))
-    return f"{word} alert {read_body.alert_id}: {host} {message}".strip().replace("\x00", "")[:500]
+    return f"{word} alert {read_body.alert_id}: {host} {message}".strip()  # intake cleans and clips it
 
 
 def _url_with(url: str, params: str) -> str:

@@ -155,9 +155,15 @@ def test_body_without_event_infers_from_resolved_on():
     assert webhook.read(body, {"event": "trigger"}).event == "triggered"
 
 
-def test_summary_is_short_and_clean():
+def test_summary_is_short_and_clean_once_stored():
+    """The provider writes the line; intake's store (one place for every provider) cleans and clips it."""
+    from types import SimpleNamespace
+
+    from alerts.services.events import _row
+
     read = webhook.ReadBody(alert_id=5, event="triggered", body={"hostname": "H", "message": "x\x00" * 600})
-    text = webhook.summary(read)
+    integration = SimpleNamespace(tenant_id=1, pk=1, provider="tactical")
+    text = _row(integration, summary=webhook.summary(read))["summary"]
     assert len(text) <= 500 and "\x00" not in text and text.startswith("trigger alert 5: H")
 
 
