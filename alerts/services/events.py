@@ -25,8 +25,10 @@ from alerts.services.text import clean, clean_json
 
 log = logging.getLogger(__name__)
 
-# Accepted events older than this and never enqueued (broker down) are swept.
-SWEEP_AFTER = dt.timedelta(seconds=60)
+def sweep_after() -> dt.timedelta:
+    """Accepted events younger than this are left to their first delivery; older ones are swept."""
+    return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_SWEEP_AFTER_SECONDS", 60))
+
 # Enqueued but still unclaimed after this long: the message was probably lost (web process died
 # between commit and publish, or a broker restart without persistence). Re-enqueue; the claim
 # makes a duplicate message harmless.
@@ -173,7 +175,7 @@ def sweep(now: dt.datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str,
     so two sweepers (two beat hosts, or a slow run overlapping the next) never pick the same row.
     """
     now = now or timezone.now()
-    stale = now - SWEEP_AFTER
+    stale = now - sweep_after()
     due = (
         Q(enqueued_at__isnull=True)
         | Q(enqueued_at__lt=now - LOST_AFTER, claimed_at__isnull=True)

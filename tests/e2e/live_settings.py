@@ -2,7 +2,8 @@
 
 Only timers change, so a test can watch recovery (a killed worker's events coming back)
 in seconds instead of the production minutes:
-- the inbound-event processing lease (a claim by a dead worker expires), and
+- the inbound-event processing lease (a claim by a dead worker expires),
+- the age after which the sweeper hands out accepted events again, and
 - Redis' visibility timeout (kombu re-delivers messages a dead worker had reserved).
 """
 
@@ -12,6 +13,7 @@ from psa.settings import *
 from psa.settings import CELERY_BROKER_TRANSPORT_OPTIONS
 
 PSA_INBOUND_LEASE_SECONDS = int(os.environ.get("PSA_E2E_LEASE_SECONDS", "6"))
+PSA_INBOUND_SWEEP_AFTER_SECONDS = int(os.environ.get("PSA_E2E_SWEEP_AFTER_SECONDS", "5"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     "visibility_timeout": int(os.environ.get("PSA_E2E_VISIBILITY_TIMEOUT", "10")),
