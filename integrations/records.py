@@ -27,6 +27,22 @@ class SoftwareRecord:
 
 
 @dataclass
+class PatchRecord:
+    """One OS (or software) patch of a device, in one of PATCH_STATES."""
+
+    external_id: str
+    name: str
+    state: str  # PATCH_STATES
+    severity: str = ""  # the provider's word (critical, important, ...)
+    kind: str = ""  # the provider's patch type (security, feature pack, ...)
+    kb: str = ""
+    installed_at: dt.datetime | None = None
+
+
+PATCH_STATES = ("pending", "approved", "failed", "rejected", "installed")
+
+
+@dataclass
 class DeviceRecord:
     external_id: str
     organization_external_id: str
@@ -43,8 +59,15 @@ class DeviceRecord:
     public_ip: str = ""
     local_ips: list[str] = field(default_factory=list)
     remote_access_url: str = ""
+    mac_addresses: list[str] = field(default_factory=list)
+    # A sub-organization of the device's organization that maps to a site (NinjaOne location).
+    site_external_id: str | None = None
     # None = the provider did not fetch inventory this time (keep what we have).
     software: list[SoftwareRecord] | None = None
+    patches: list[PatchRecord] | None = None
+    # The provider's own record, for the framework's field mapping (source paths like
+    # "system.manufacturer"). Never stored whole.
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 class AlertEventKind:

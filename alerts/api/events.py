@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events as svc
-from alerts.services.text import body_text
+from psa.text import body_text
 from integrations.registry import is_registered
 from psa.api.permissions import IsTenantAdmin
 from psa.api.serializers import TenantModelSerializer

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services.sql import insert_returning_id
-from alerts.services.text import clean, clean_json
+from psa.text import clean, clean_json
 
 log = logging.getLogger(__name__)
 

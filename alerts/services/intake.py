@@ -29,7 +29,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from alerts.services import events
-from alerts.services.text import clean
+from psa.text import clean
 from integrations.base import WebhookRequest
 from integrations.errors import WebhookParseError
 from integrations.models import Integration

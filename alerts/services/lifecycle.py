@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import dedup
-from alerts.services.text import clean
+from psa.text import clean
 from integrations.errors import ProviderError
 from integrations.registry import get_provider_class
 from tickets.models import NoteKind, Ticket

@@ -27,7 +27,7 @@ from alerts.services import cache as config_cache
 from alerts.services import dedup, lifecycle, notify, rowsql, ticketing
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
-from alerts.services.text import clean, clean_json
+from psa.text import clean, clean_json
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
 from psa.tenancy import tenant_context
 

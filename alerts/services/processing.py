@@ -26,7 +26,7 @@ from django.utils import timezone
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events, rowsql
 from alerts.services.pipeline import ingest_normalized
-from alerts.services.text import clean
+from psa.text import clean
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
 from integrations.models import Integration

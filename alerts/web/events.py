@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as events_svc
-from alerts.services.text import body_text
+from psa.text import body_text
 from integrations.crypto import CredentialDecryptError
 from integrations.models import Integration
 from integrations.web.access import (

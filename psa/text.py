@@ -1,4 +1,4 @@
-"""Text hygiene for what we store: PostgreSQL text and jsonb reject NUL characters."""
+"""Text hygiene for what we store: PostgreSQL text and jsonb reject NUL characters (shared by every app)."""
 
 from __future__ import annotations
 
