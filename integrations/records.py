@@ -112,6 +112,9 @@ class PollResult:
     # True when ``active`` is the provider's complete active set (reconcile may resolve the rest).
     complete: bool = True
     cursor: str | None = None
+    # When the provider's snapshot was taken, if the provider knows (its own "as of" stamp); else the
+    # poll uses the moment it asked. Reconcile resolves only alerts we had received before it.
+    as_of: dt.datetime | None = None
 
 
 @dataclass

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 # Sources: webhook | poll | replay. A replay re-evaluates unmapped and ignored alerts (after a
 # mapping or rule fix); a poll re-evaluates unmapped ones (the admin mapped the organization).
 REEVALUATE_ON = {"replay": (AlertState.UNMAPPED, AlertState.IGNORED), "poll": (AlertState.UNMAPPED,)}
-# reconcile() leaves alerts this young alone: the poll's snapshot may predate them.
-RECONCILE_GRACE = dt.timedelta(minutes=2)
 
 
 def _sanitized(alert: NormalizedAlert) -> NormalizedAlert:
@@ -302,16 +300,19 @@ def _resolve_event(integration, na: NormalizedAlert, alert: Alert | None, at) ->
 def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime | None = None) -> dict:
     """Resolve our open alerts of ``integration`` that the provider no longer reports as active.
 
-    Call only with the provider's complete active set. Alerts newer than ``as_of`` (default:
-    two minutes ago) are left alone: the provider's snapshot may have been taken before them.
+    Call only with the provider's complete active set, and pass as ``as_of`` the moment that
+    snapshot was requested (default: now). An alert we last received before ``as_of`` and absent
+    from the snapshot is resolved at once; one we received after it may postdate the snapshot and
+    is left for the next poll. "Received" is our own clock (``last_seen``), never the provider's
+    ``occurred_at``, which can be far older than the moment the alert reached us.
     """
     with tenant_context(integration.tenant_id):
         now = timezone.now()
-        as_of = as_of or now - RECONCILE_GRACE
+        as_of = as_of or now
         active = {str(x) for x in active_external_ids}
         candidates = list(
             Alert.objects.filter(
-                integration=integration, state__in=lifecycle.RESOLVABLE, last_event_at__lte=as_of
+                integration=integration, state__in=lifecycle.RESOLVABLE, last_seen__lt=as_of
             ).only(
                 "pk",
                 "external_id",

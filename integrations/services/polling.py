@@ -102,7 +102,10 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
     received = ingested = failed = 0
     reconciled: Any = None
     try:
+        # Reconcile judges "gone" against this moment: alerts that reached us later may postdate the snapshot.
+        requested_at = timezone.now()
         result = provider.poll_alerts(integration.poll_cursor or None)
+        answered_at = timezone.now()
         received = len(result.active)
         if reporter:
             reporter.set_total(received)
@@ -117,7 +120,9 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
             if reporter:
                 reporter.advance()
         if result.complete:
-            reconciled = reconcile(integration, {a.external_id for a in result.active})
+            # A provider's own snapshot stamp wins; a skewed provider clock cannot put it after its answer.
+            as_of = min(result.as_of, answered_at) if result.as_of else requested_at
+            reconciled = reconcile(integration, {a.external_id for a in result.active}, as_of=as_of)
         error = f"{failed} of {received} alerts could not be processed." if failed else ""
         _record(integration, ok=not failed, error=error, cursor=result.cursor)
     except Exception as exc:

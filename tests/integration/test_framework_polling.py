@@ -51,8 +51,7 @@ def test_poll_feeds_pipeline_then_reconciles(integration, tenant_a, as_tenant, f
         assert row.last_poll_ok is True and row.last_poll_at and row.poll_cursor == "c-1"
         assert row.poll_started_at is None  # the fence is released
         assert row.next_poll_at > timezone.now() + dt.timedelta(minutes=9)
-        # Older than the pipeline's reconcile grace, then a complete poll without a2 resolves it.
-        Alert.objects.filter(integration=integration).update(last_event_at=timezone.now() - dt.timedelta(minutes=30))
+    # a2 cleared in the RMM; "Poll now" straight away (no waiting period) resolves it.
     fake_provider.state.poll_result = PollResult(active=[alert("a1", severity="high")], complete=True, cursor="c-2")
     with django_capture_on_commit_callbacks(execute=True):
         job = _poll_job(tenant_a.tenant, integration)
@@ -69,8 +68,6 @@ def test_incomplete_poll_does_not_reconcile(integration, tenant_a, as_tenant, fa
     fake_provider.state.poll_result = PollResult(active=[alert("a1"), alert("a2")])
     with django_capture_on_commit_callbacks(execute=True):
         _poll_job(tenant_a.tenant, integration)
-    with as_tenant(tenant_a.tenant):
-        Alert.objects.update(last_event_at=timezone.now() - dt.timedelta(minutes=30))
     fake_provider.state.poll_result = PollResult(active=[], complete=False)
     with django_capture_on_commit_callbacks(execute=True):
         job = _poll_job(tenant_a.tenant, integration)
@@ -78,6 +75,68 @@ def test_incomplete_poll_does_not_reconcile(integration, tenant_a, as_tenant, fa
         job.refresh_from_db()
         assert "reconciled" not in job.summary
         assert set(Alert.objects.values_list("state", flat=True)) == {"active"}
+
+
+def test_alert_received_while_the_snapshot_was_taken_survives_the_reconcile(
+        integration, tenant_a, as_tenant, fake_provider, monkeypatch, django_capture_on_commit_callbacks):
+    """A webhook that reached us after the poll asked for the snapshot: the snapshot may predate it."""
+    from alerts.services.pipeline import ingest_normalized
+
+    fake_provider.state.poll_result = PollResult(active=[alert("a1")], complete=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        _poll_job(tenant_a.tenant, integration)
+    snapshot = PollResult(active=[], complete=True)  # a1 cleared; "late" not in it yet
+
+    def poll_alerts(self, cursor=None):
+        # The provider's answer is on its way; meanwhile a webhook for a new alert arrives. Its
+        # occurred_at is an hour old (the RMM's clock): what counts is when it reached us.
+        ingest_normalized(integration, alert("late", occurred_at=timezone.now() - dt.timedelta(hours=1)),
+                          source="webhook")
+        return snapshot
+
+    monkeypatch.setattr(fake_provider, "poll_alerts", poll_alerts)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _poll_job(tenant_a.tenant, integration)
+    with as_tenant(tenant_a.tenant):
+        job.refresh_from_db()
+        assert job.summary["reconciled"] == {"open": 1, "still_active": 0, "resolved": 1, "tickets_closed": 1}
+        states = dict(Alert.objects.values_list("external_id", "state"))
+    assert states == {"a1": "resolved", "late": "active"}
+
+
+def test_provider_snapshot_time_is_used_when_given(integration, tenant_a, as_tenant, fake_provider,
+                                                   monkeypatch, django_capture_on_commit_callbacks):
+    fake_provider.state.poll_result = PollResult(active=[alert("a1"), alert("a2")], complete=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        _poll_job(tenant_a.tenant, integration)
+    with as_tenant(tenant_a.tenant):
+        received = Alert.objects.get(external_id="a2").last_seen
+    # The provider says its list is from before a2 reached us: a2's absence proves nothing yet.
+    fake_provider.state.poll_result = PollResult(active=[], complete=True,
+                                                 as_of=received - dt.timedelta(seconds=1))
+    with as_tenant(tenant_a.tenant):
+        Alert.objects.filter(external_id="a1").update(last_seen=received - dt.timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        _poll_job(tenant_a.tenant, integration)
+    with as_tenant(tenant_a.tenant):
+        assert dict(Alert.objects.values_list("external_id", "state")) == {"a1": "resolved", "a2": "active"}
+    # A stamp from a provider clock running ahead is capped at the moment its answer arrived.
+    from alerts.services import pipeline
+
+    seen: list[dt.datetime] = []
+    real = pipeline.reconcile
+    monkeypatch.setattr(pipeline, "reconcile",
+                        lambda i, ids, *, as_of: seen.append(as_of) or real(i, ids, as_of=as_of))
+    fake_provider.state.poll_result = PollResult(active=[], complete=True,
+                                                 as_of=timezone.now() + dt.timedelta(days=1))
+    before = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _poll_job(tenant_a.tenant, integration)
+    assert len(seen) == 1 and before <= seen[0] <= timezone.now()
+    with as_tenant(tenant_a.tenant):
+        job.refresh_from_db()
+        assert job.summary["reconciled"]["resolved"] == 1
+        assert Alert.objects.get(external_id="a2").state == "resolved"
 
 
 def test_resolved_event_from_poll_goes_through_pipeline(integration, tenant_a, as_tenant, fake_provider,

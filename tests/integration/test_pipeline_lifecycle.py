@@ -192,13 +192,17 @@ def test_system_close_by_resolve_does_not_call_reset(fx, fake_provider):
 
 
 def test_reconcile_resolves_what_the_provider_no_longer_reports(fx):
-    old = timezone.now() - dt.timedelta(hours=1)
-    a1 = ingest(fx, fake_alert("a-1", "o1", condition_key="c1", occurred_at=old))
-    ingest(fx, fake_alert("a-2", "o1", condition_key="c2", occurred_at=old))
-    ingest(fx, fake_alert("a-3", "o-unmapped", condition_key="c3", occurred_at=old))
-    fresh = ingest(fx, fake_alert("a-4", "o1", condition_key="c4"))  # newer than the poll's snapshot
+    # Received seconds ago (no waiting period), one of them raised in the RMM long before.
+    a1 = ingest(fx, fake_alert("a-1", "o1", condition_key="c1"))
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    ingest(fx, fake_alert("a-2", "o1", condition_key="c2", occurred_at=an_hour_ago))
+    ingest(fx, fake_alert("a-3", "o-unmapped", condition_key="c3"))
+    snapshot_requested = timezone.now()
+    # Reached us after the snapshot was asked for, though the RMM raised it earlier: left alone.
+    earlier = snapshot_requested - dt.timedelta(minutes=5)
+    fresh = ingest(fx, fake_alert("a-4", "o1", condition_key="c4", occurred_at=earlier))
     with committed(), tenant_context(fx.tenant):
-        summary = reconcile(fx.integration, {"a-2"})
+        summary = reconcile(fx.integration, {"a-2"}, as_of=snapshot_requested)
     assert summary == {"open": 3, "still_active": 1, "resolved": 2, "tickets_closed": 1}
     with tenant_context(fx.tenant):
         states = dict(Alert.objects.values_list("external_id", "state"))
@@ -206,4 +210,7 @@ def test_reconcile_resolves_what_the_provider_no_longer_reports(fx):
     assert ticket_of(fx, a1).status.is_closed
     assert not ticket_of(fx, fresh).status.is_closed
     with tenant_context(fx.tenant):
-        assert reconcile(fx.integration, {"a-2"})["resolved"] == 0
+        assert reconcile(fx.integration, {"a-2"}, as_of=snapshot_requested)["resolved"] == 0
+        # A later complete snapshot (default as_of: now) without a-4 resolves it too.
+        assert reconcile(fx.integration, {"a-2"})["resolved"] == 1
+        assert Alert.objects.get(external_id="a-4").state == "resolved"

@@ -206,7 +206,7 @@ def test_no_alert_id_anywhere_is_400(api_a, connected, sim):
 
 
 def test_polling_ingests_missed_alerts_and_reconciles(api_a, connected, sim):
-    # Raised an hour ago (reconciliation leaves alerts younger than its grace period alone).
+    # Raised an hour ago in Tactical; reconciliation goes by when alerts reached us, not by alert_time.
     missed = sim.add_alert(sim.srv, alert_type="availability", message="HDG-SRV-01 in Harbor, Main is overdue.",
                            alert_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     run_job(api_a, f"{T}/alerts/poll/")
