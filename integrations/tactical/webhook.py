@@ -23,6 +23,7 @@ from .normalize import event_kind, int_id, parse_dt, text
 
 _ALERT_ID_RE = re.compile(r'"alert_id"\s*:\s*"?\s*(\d{1,18})')
 _EVENT_RE = re.compile(r'"event"\s*:\s*"(\w+)"')
+_RESOLVED_ON_RE = re.compile(r'"resolved_on"\s*:\s*"([^"]{1,64})"')
 EVENT_WORD = {AlertEventKind.TRIGGERED: "trigger", AlertEventKind.RESOLVED: "resolved"}
 
 # The placeholders (verified on a real server, facts file section 2.7): ids via ".id",
@@ -82,13 +83,18 @@ def _query_value(query: Any, *names: str) -> str:
     return ""
 
 
-def _event_of(body: dict[str, Any]) -> str | None:
+def _event_of(body: dict[str, Any], fallback: str | None = None) -> str | None:
+    # Tactical sets resolved_on only when the alert resolved (the failure action renders it "None"), so a
+    # date there is a resolve whatever the body's or the URL's event says: an admin who pasted the failure
+    # body into both URL actions still gets tickets closed, and the delivery id follows the real event.
+    if parse_dt(body.get("resolved_on")):
+        return AlertEventKind.RESOLVED
     kind = event_kind(body.get("event"))
     if kind:
         return kind
-    if text(body.get("resolved")).lower() == "true" or parse_dt(body.get("resolved_on")):
+    if text(body.get("resolved")).lower() == "true":
         return AlertEventKind.RESOLVED
-    return None
+    return fallback
 
 
 def read(body: bytes, query: Any) -> ReadBody:
@@ -121,7 +127,7 @@ def read(body: bytes, query: Any) -> ReadBody:
         if alert_id is None:
             alert_id = q_alert
         if alert_id is not None:
-            return ReadBody(alert_id=alert_id, event=_event_of(candidate) or q_event, body=candidate)
+            return ReadBody(alert_id=alert_id, event=_event_of(candidate, q_event), body=candidate)
         reason = "The body carries no alert_id."
 
     alert_id = q_alert
@@ -135,6 +141,9 @@ def read(body: bytes, query: Any) -> ReadBody:
         )
     match = _EVENT_RE.search(inner)
     event = (event_kind(match.group(1)) if match else None) or q_event
+    resolved_on = _RESOLVED_ON_RE.search(inner)
+    if resolved_on and parse_dt(resolved_on.group(1)):  # as for a readable body: a date means resolved
+        event = AlertEventKind.RESOLVED
     return ReadBody(alert_id=alert_id, event=event, body=None, reason=reason)
 
 

@@ -90,10 +90,11 @@ class Tactical:
         self.card = ok(api.get(f"{T}/webhook/"))
         self.http = HttpClient()
 
-    def send(self, alert_id: int, event: str = "trigger"):
+    def send(self, alert_id: int, event: str = "trigger", body_template: str | None = None):
         action = self.card["actions"][0 if event == "trigger" else 1]
         url, headers, body = render_webhook(self.sim, alert_id, url=action["pattern"],
-                                            headers_json=action["rest_headers"], body_template=action["rest_body"])
+                                            headers_json=action["rest_headers"],
+                                            body_template=body_template or action["rest_body"])
         parts = urlsplit(url)
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
         with committed():
@@ -164,6 +165,23 @@ def test_alert_lifecycle_webhook_resolve_and_close_resets(api_a, connected, sim)
     assert [c.body for c in calls] == [{"type": "resolve"}]
     assert sim.alerts[other["id"]]["resolved"] is True
     assert alerts_of(api_a, other["id"])["state"] == "resolved"
+
+
+def test_failure_body_pasted_into_the_resolved_action_still_closes_the_ticket(api_a, connected, sim):
+    tactical = Tactical(api_a, sim)
+    failure_body = tactical.card["actions"][0]["rest_body"]
+    alert = sim.add_alert(sim.front, check_id=803)
+    assert tactical.send(alert["id"]).status_code == 202
+    found = alerts_of(api_a, alert["id"])
+    assert found["state"] == "active" and found["ticket"]
+    sim.resolve_locally(alert["id"])
+    # The resolved action's URL with the failure body ("event": "trigger") in it.
+    r = tactical.send(alert["id"], "resolved", body_template=failure_body)
+    assert r.status_code == 202, r.content
+    assert alerts_of(api_a, alert["id"])["state"] == "resolved"
+    assert ticket(api_a, found["ticket"])["is_closed"] is True
+    events = ok(api_a.get(f"{T}/events/"))["results"]
+    assert [e["status"] for e in events] == ["processed", "processed"]  # not dropped as a duplicate
 
 
 def test_body_broken_by_a_double_quote_is_salvaged(api_a, connected, sim):

@@ -172,3 +172,59 @@ def test_datetime_in_rendered_body_is_python_style(sim):
     alert = sim.add_alert(sim.agent, alert_time=when)
     _, _, body = render(sim, alert["id"])
     assert json.loads(body)["alert_time"] == "2025-03-19 13:41:15.556123+00:00"
+
+
+# -- resolved_on decides: the failure body pasted into both URL actions -----------------------------
+
+
+def test_failure_body_in_the_resolved_action_is_a_resolve(sim):
+    """The admin pasted the failure body (event "trigger") into the resolved action too."""
+    alert = sim.add_alert(sim.agent, check_id=803)
+    card = webhook.card(URL, "X-PSA-Webhook-Secret", SECRET)
+    failure_action, resolved_action = card["actions"]
+    url, _, body = render(sim, alert["id"], card["failure_body"], failure_action["pattern"])
+    fired = webhook.read(body, query_of(url))
+    sim.resolve_locally(alert["id"])
+    # The resolved action's URL may carry event=resolved or, copied too, event=trigger: same answer.
+    for pattern in (resolved_action["pattern"], failure_action["pattern"]):
+        url, _, body = render(sim, alert["id"], card["failure_body"], pattern)
+        assert json.loads(body)["event"] == "trigger"
+        read = webhook.read(body, query_of(url))
+        assert read.event == "resolved" and read.body is not None
+        assert read.delivery_id == f"resolved:{alert['id']}" != fired.delivery_id
+    assert (fired.event, fired.delivery_id) == ("triggered", f"trigger:{alert['id']}")
+
+
+@pytest.mark.parametrize("resolved_on", [
+    "2025-03-19 14:02:41.310442+00:00",  # Python str() of the datetime, as Tactical renders it
+    "2025-03-19T14:02:41Z",
+    "Mar-19-2025 - 14:02",  # Tactical's old table format
+])
+def test_any_parseable_resolved_on_overrides_the_event(resolved_on):
+    body = json.dumps({"event": "trigger", "alert_id": 9, "resolved_on": resolved_on}).encode()
+    read = webhook.read(body, {"alert_id": "9", "event": "trigger"})
+    assert (read.event, read.delivery_id) == ("resolved", "resolved:9")
+
+
+@pytest.mark.parametrize("resolved_on", ["None", "", None, "null", "not a date", "{{alert.resolved_on}}"])
+def test_resolved_on_without_a_date_leaves_the_event_alone(resolved_on):
+    body = json.dumps({"event": "trigger", "alert_id": 9, "resolved_on": resolved_on}).encode()
+    assert webhook.read(body, {"event": "resolved"}).event == "triggered"  # the body's own event wins
+    body = json.dumps({"alert_id": 9, "resolved_on": resolved_on}).encode()
+    assert webhook.read(body, {"event": "resolved"}).event == "resolved"  # then the URL's
+    assert webhook.read(body, {}).event is None
+
+
+def test_unreadable_failure_body_of_a_resolved_alert_is_a_resolve(sim):
+    """A double quote broke the body; its rendered resolved_on still says the alert resolved."""
+    alert = sim.add_alert(sim.agent, message='Service "Spooler" stopped')
+    sim.resolve_locally(alert["id"])
+    card = webhook.card(URL, "X-PSA-Webhook-Secret", SECRET)
+    url, _, body = render(sim, alert["id"], card["failure_body"], card["actions"][0]["pattern"])
+    assert isinstance(json.loads(body), str)
+    read = webhook.read(body, query_of(url))
+    assert read.body is None and (read.event, read.delivery_id) == ("resolved", f"resolved:{alert['id']}")
+    # Not resolved yet: "None" there, so the body's trigger stands.
+    other = sim.add_alert(sim.agent, message='Service "Spooler" stopped again')
+    url, _, body = render(sim, other["id"], card["failure_body"], card["actions"][0]["pattern"])
+    assert webhook.read(body, query_of(url)).event == "triggered"
