@@ -123,3 +123,29 @@ class ConnectionResult:
     message: str
     account_name: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class DirectoryChangeKind:
+    ORG_UPSERT = "org_upsert"
+    ORG_DELETE = "org_delete"
+    DEVICE_UPSERT = "device_upsert"
+    DEVICE_DELETE = "device_delete"
+
+
+@dataclass
+class DirectoryChange:
+    """A live change to the provider's organizations or devices, read from a webhook (e.g. Level's
+    ``device_updated`` / ``group_deleted``), for the framework to apply without waiting for a sync.
+
+    Exactly one of ``organization`` (ORG_UPSERT), ``device`` (DEVICE_UPSERT) or
+    ``deleted_external_id`` (ORG_DELETE, DEVICE_DELETE) is set.
+    """
+
+    kind: str  # DirectoryChangeKind
+    organization: ExternalOrg | None = None
+    device: DeviceRecord | None = None
+    deleted_external_id: str | None = None
+    # The device record came from the event payload alone (the provider could not fetch the full
+    # record): its empty fields mean "not sent", so apply only the non-empty ones.
+    partial: bool = False
+    occurred_at: dt.datetime | None = None

@@ -1,0 +1,273 @@
+"""The Level provider: groups as a tree, devices, native signed webhooks and the automation route,
+alert polling and resolve-on-close. HTTP lives in client.py, payloads in normalize.py and
+webhook.py, the signature in signature.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from django.core.cache import cache
+
+from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
+from integrations.coerce import boolean, str_id
+from integrations.errors import (
+    AuthFailed,
+    BadResponse,
+    BlockedURL,
+    NotConfigured,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+    WebhookParseError,
+)
+from integrations.records import (
+    AlertEventKind,
+    ConnectionResult,
+    DeviceRecord,
+    DirectoryChange,
+    ExternalOrg,
+    NormalizedAlert,
+    PollResult,
+    WebhookEnvelope,
+)
+
+from . import normalize, signature, webhook
+from .client import ACCESS_READ_ONLY, ACCESS_READ_WRITE, LevelClient, ResolveOutcome
+
+log = logging.getLogger("integrations.level")
+
+# device id -> group id, shared by workers (alerts carry no group; devices rarely move).
+GROUP_CACHE_SECONDS = 15 * 60
+ACCESS_WORDS = {ACCESS_READ_WRITE: "read and write", ACCESS_READ_ONLY: "read-only"}
+
+
+class LevelProvider(Provider):
+    slug = normalize.SLUG
+    name = "Level"
+    capabilities = Capabilities(device_sync=True, webhooks=True, polling=True, reset_on_close=True)
+    credential_fields = (
+        CredentialField(
+            "api_key", "API key",
+            help_text="Level: Settings > API keys. 'Read and write' lets closing a ticket resolve the alert in "
+                      "Level; a read-only key does everything else.",
+        ),
+    )
+    credential_sets = (CredentialSet("api_key", ("api_key",)),)
+    requires_base_url = False
+    default_poll_interval_minutes = 5
+    poll_interval_bounds = (5, 60)
+    severity_map = normalize.SEVERITY_MAP
+    severity_map_doc: ClassVar[dict[str, str]] = dict(normalize.SEVERITY_MAP.table)
+    signature_scheme = signature.LevelSignatureScheme()
+
+    def __init__(self, integration):
+        super().__init__(integration)
+        self._client: LevelClient | None = None
+        self._groups: dict[str, str | None] = {}
+        # Set by the framework: device id -> group id from the synced assets (None: not known).
+        self.group_resolver = None
+
+    # -- settings ------------------------------------------------------------------------
+    @property
+    def severity_overrides(self) -> dict[str, str] | None:
+        value = self.settings.get("severity_map")
+        return value if isinstance(value, dict) else None
+
+    def validate_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
+        errors = normalize.SEVERITY_MAP.validate_overrides(settings.get("severity_map"))
+        return {"settings.severity_map": errors} if errors else {}
+
+    clean_settings = validate_settings
+
+    def stored_access(self) -> str | None:
+        """What the last connection test learned about the key (phase 2 decides where it lives)."""
+        value = self.settings.get("key_access")
+        return value if value in (ACCESS_READ_WRITE, ACCESS_READ_ONLY, "unknown") else None
+
+    # -- client --------------------------------------------------------------------------
+    @property
+    def client(self) -> LevelClient:
+        if self._client is None:
+            self._client = LevelClient(str(self.credentials.get("api_key") or ""), self.integration.base_url or None)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- connection test -----------------------------------------------------------------
+    def test_connection(self) -> ConnectionResult:
+        where = self.integration.base_url or "Level"
+        try:
+            groups = sum(1 for _ in self.client.groups())
+        except AuthFailed as exc:
+            return _failed("bad_key", f"Level rejected the API key ({exc}). Copy the key again from Level, "
+                                      "Settings > API keys: it may have been deleted or mistyped.")
+        except PermissionDenied as exc:
+            return _failed("no_access", f"Level knows the key but refused to list groups ({exc}): the key has no "
+                                        "access to this organization's data. Create a key in Level (Settings > "
+                                        "API keys) in the organization this PSA manages.")
+        except RateLimited as exc:
+            wait = f" in {int(exc.retry_after)} seconds" if exc.retry_after else " later"
+            return _failed("rate_limited", f"Level is rate limiting this key (429): try again{wait}.")
+        except (Unavailable, BadResponse, NotFound) as exc:
+            return _failed("unavailable", f"Level is down or unreachable at {where}: {exc} Try again later; if it "
+                                          "persists, check the base URL (empty means Level's own API).")
+        except BlockedURL as exc:
+            return _failed(exc.code, str(exc))
+        probe = self.client.probe_access()
+        access = ACCESS_WORDS.get(probe.access, "of unknown access (could not tell read-only from read and write)")
+        note = (" Closing a ticket will not resolve its alert in Level." if probe.access == ACCESS_READ_ONLY else "")
+        return ConnectionResult(
+            ok=True, account_name="Level",
+            message=f"Connected to Level: {groups} groups. The API key is {access}.{note}",
+            details={"groups": groups, "access": probe.access, "access_reason": probe.reason,
+                     "optional_includes_refused": self.client.refused_includes},
+        )
+
+    # -- groups and devices --------------------------------------------------------------
+    def list_organizations(self) -> list[ExternalOrg]:
+        return normalize.organizations(self.client.groups())
+
+    def iter_devices(self, organization_external_ids: set[str]) -> Iterator[DeviceRecord]:
+        """One pass over every device (paged), keeping those of the wanted groups: cheaper than one
+        listing per group once subgroups inherit a mapping."""
+        wanted = set(organization_external_ids)
+        if not wanted:
+            return
+        for page in self.client.device_pages():
+            for row in page:
+                record = normalize.device(row)
+                if record is None:
+                    continue
+                self._remember(record.external_id, record.organization_external_id or None)
+                if record.organization_external_id in wanted:
+                    yield record
+
+    def _cache_key(self, device_id: str) -> str:
+        return f"level:device-group:{self.integration.pk}:{device_id}"
+
+    def _remember(self, device_id: str, group_id: str | None) -> None:
+        self._groups[device_id] = group_id
+        if group_id:
+            cache.set(self._cache_key(device_id), group_id, GROUP_CACHE_SECONDS)
+        else:
+            cache.delete(self._cache_key(device_id))
+
+    def group_of_device(self, device_id: str) -> str | None:
+        """The device's group: synced assets (the framework's resolver), the cache, then Level."""
+        if device_id in self._groups:
+            return self._groups[device_id]
+        group_id = self.group_resolver(device_id) if self.group_resolver is not None else None
+        group_id = group_id or cache.get(self._cache_key(device_id))
+        if group_id is None:
+            found = self.client.device(device_id, inventory=False)
+            group_id = str_id((found or {}).get("group_id"))
+            if found is None:
+                log.info("level device %s not found while resolving its group", device_id)
+        self._remember(device_id, group_id)
+        return group_id
+
+    # -- webhooks ------------------------------------------------------------------------
+    def verify_webhook_signature(self, request: WebhookRequest, secret: str) -> bool | None:
+        """Native webhooks carry X-Level-Signature; without it (the automation route) None lets
+        intake check the shared-secret header instead."""
+        return self.signature_scheme.verify(request, secret)
+
+    def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
+        event = webhook.read(request.body)
+        return WebhookEnvelope(delivery_id=event.delivery_id, summary=webhook.summary(event))
+
+    def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert]:
+        """Alerts only; device and group events are read by ``parse_directory_changes`` and unknown
+        event types give nothing (stored, no action)."""
+        event = webhook.read(request.body)
+        if event.route == webhook.ROUTE_AUTOMATION:
+            if event.salvaged:
+                request.extra["salvaged"] = True
+                request.extra["salvage_reason"] = "The automation body was not valid JSON; read line by line."
+            alert = normalize.automation_alert(event.data, group_of_device=self.group_of_device,
+                                               overrides=self.severity_overrides)
+            if alert is None:
+                raise WebhookParseError("The automation payload needs a device_id rendered by Level and a check name.")
+            return [alert]
+        if event.event_type not in webhook.ALERT_EVENTS:
+            return []
+        alert = normalize.alert(event.data, event=webhook.ALERT_EVENTS[event.event_type],
+                                group_of_device=self.group_of_device, overrides=self.severity_overrides,
+                                occurred_at=event.occurred_at)
+        if alert is None:
+            raise WebhookParseError(f"The Level {event.event_type} webhook carries no alert id.")
+        return [alert]
+
+    def parse_directory_changes(self, request: WebhookRequest) -> list[DirectoryChange]:
+        """Device and group events as changes to apply live. A created/updated device is fetched
+        with its inventory (events may carry less); if Level no longer has it, the event's own
+        data is used, marked partial."""
+        event = webhook.read(request.body)
+        if not event.is_directory:
+            return []
+        if event.event_type in normalize.GROUP_EVENTS:
+            change = normalize.group_change(event.event_type, event.data, event.occurred_at)
+            return [change] if change else []
+        device_id = str_id(event.data.get("id")) or ""
+        full = None
+        if event.event_type != "device_deleted":
+            try:
+                full = self.client.device(device_id)
+            except (NotFound, PermissionDenied) as exc:
+                log.info("level device %s not fetched for %s: %s", device_id, event.event_type, exc)
+        change = normalize.device_change(event.event_type, event.data, full, event.occurred_at)
+        if change is None:
+            return []
+        if change.device is not None:
+            self._remember(change.device.external_id, change.device.organization_external_id or None)
+        elif change.deleted_external_id:
+            self._groups.pop(change.deleted_external_id, None)
+            cache.delete(self._cache_key(change.deleted_external_id))
+        return [change]
+
+    def webhook_card(self, url: str, secret: str) -> dict[str, Any]:
+        table = {row["provider"]: row["severity"] for row in normalize.SEVERITY_MAP.rows(self.severity_overrides)}
+        return webhook.card(url, self.webhook_header, secret, severity_table=table, access=self.stored_access())
+
+    # -- polling and reset ---------------------------------------------------------------
+    def poll_alerts(self, cursor: str | None = None) -> PollResult:
+        """Level's complete active set (every page of ``status=active``)."""
+        active = []
+        for page in self.client.alert_pages(status="active"):
+            for row in page:
+                if boolean(row.get("is_resolved")) is True:
+                    continue  # belt and braces: the filter already excludes them
+                alert = normalize.alert(row, event=AlertEventKind.TRIGGERED, group_of_device=self.group_of_device,
+                                        overrides=self.severity_overrides)
+                if alert is not None:
+                    active.append(alert)
+        return PollResult(active=active, complete=True)
+
+    def reconciles(self, external_id: str) -> bool:
+        """Whether the poll's active set speaks for this alert (automation-route alerts are never
+        in it, so reconcile must leave them alone)."""
+        return not normalize.is_automation_alert(external_id)
+
+    def reset_alert(self, external_id: str) -> None:
+        if normalize.is_automation_alert(external_id):
+            raise NotConfigured("This alert came through a Level automation, not a Level alert: there is nothing "
+                                "to resolve in Level. Its automation's resolve action (or the next trigger) "
+                                "updates it.")
+        outcome = self.client.resolve_alert(external_id)  # PermissionDenied: a read-only key
+        if outcome == ResolveOutcome.NOT_FOUND:
+            log.info("level alert %s already gone when resolving", external_id)
+        elif outcome == ResolveOutcome.REFUSED:
+            current = self.client.alert(external_id)
+            if current is not None and boolean(current.get("is_resolved")) is not True:
+                raise ProviderError(f"Level would not resolve alert {external_id} (422) and still reports it active.")
+
+
+def _failed(code: str, message: str) -> ConnectionResult:
+    return ConnectionResult(ok=False, message=message, details={"code": code})
