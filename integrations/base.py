@@ -1,17 +1,24 @@
 """The provider plugin interface. A provider knows nothing of tickets.
 
-Each provider is a Django app whose AppConfig.ready() calls
-``integrations.registry.register(MyProvider)``. Instances are built per
-integration row: ``MyProvider(integration)``; ``self.credentials`` holds the
-decrypted credentials dict (never log it).
+Each provider is a Django app whose AppConfig subclasses
+``integrations.plugins.ProviderAppConfig`` (it registers the provider in ``ready()`` and
+declares the app's extra routes). Instances are built per integration row:
+``MyProvider(integration)``; ``self.credentials`` holds the decrypted credentials dict
+(never log it). Use ``with opened(integration) as provider:`` for one unit of work.
+What a new provider writes: docs/ARCHITECTURE.md, "Adding a provider".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.utils.module_loading import import_string
+
+from .coerce import SeverityMap
 from .errors import NotConfigured
 from .records import ConnectionResult, DeviceRecord, ExternalOrg, NormalizedAlert, PollResult, WebhookEnvelope
 
@@ -50,6 +57,69 @@ class CredentialSet:
     optional: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class SettingField:
+    """One typed provider setting: validated once by the framework (integrations.settings_schema),
+    rendered in the connection card and accepted by ``PUT integrations/{provider}/`` under ``settings``.
+
+    ``kind``: "bool", "choice" (one of ``choices``), "int" (``min_value``..``max_value``), "text",
+    "map" (an object; the provider validates its entries in ``clean_settings``).
+    """
+
+    name: str
+    label: str
+    kind: str = "bool"
+    default: Any = None
+    choices: tuple[tuple[str, str], ...] = ()
+    min_value: int | None = None
+    max_value: int | None = None
+    help_text: str = ""
+    # Shown in the connection card (False: API-only, e.g. a table edited on its own card).
+    in_form: bool = True
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A long operation the framework runs as a Job: started through ``jobs.start_job`` (the API and the
+    pages alike), run by the one Celery task ``integrations.sync.run``, labelled in the UI.
+
+    ``run`` is ``fn(integration, job, reporter) -> summary dict`` or a dotted path to one.
+    ``capability``: a Capabilities flag the provider must have; ``requires_connected``: refuse to
+    start while the integration is not connected.
+    """
+
+    kind: str
+    label: str
+    run: Callable[..., dict[str, Any] | None] | str
+    capability: str | None = None
+    requires_connected: bool = False
+    description: str = ""
+
+    def resolve(self) -> Callable[..., dict[str, Any] | None]:
+        return import_string(self.run) if isinstance(self.run, str) else self.run
+
+
+@dataclass(frozen=True)
+class PanelCard:
+    """An extra card of the provider's settings panel (e.g. Huntress routing).
+
+    ``template`` renders inside the panel grid; ``context`` is ``fn(request, provider_cls,
+    integration) -> dict`` (or its dotted path). The card's own POST views live in the
+    provider's ``web_urls`` (see integrations.plugins.ProviderAppConfig).
+    """
+
+    name: str
+    template: str
+    context: Callable[..., dict[str, Any]] | str | None = None
+    requires_integration: bool = True
+
+    def build_context(self, request, provider_cls, integration) -> dict[str, Any]:
+        if self.context is None:
+            return {}
+        fn = import_string(self.context) if isinstance(self.context, str) else self.context
+        return fn(request, provider_cls, integration) or {}
+
+
 @dataclass
 class WebhookRequest:
     """The stored inbound request a provider parses (body is bytes, headers lower-cased)."""
@@ -60,7 +130,26 @@ class WebhookRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class SignatureScheme:
+    """How a provider signs its webhooks (HMAC over the raw body, Svix, ...); none by default.
+
+    ``verify`` answers True (valid), False (invalid: 401) or None when the request carries no
+    signature at all, in which case intake falls back to the shared-secret header (a provider
+    may offer both routes, e.g. Level's signed webhooks and its unsigned automation action).
+    """
+
+    name: ClassVar[str] = ""
+    # Request headers the scheme reads (documented on the webhook card).
+    headers: ClassVar[tuple[str, ...]] = ()
+
+    def verify(self, request: WebhookRequest, secret: str) -> bool | None:
+        raise NotImplementedError
+
+
 class Provider:
+    """The interface of a provider plugin. Everything a provider offers is declared here as a class
+    attribute or a method with a default, so the framework never has to guess with ``getattr``."""
+
     slug: ClassVar[str]
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -72,7 +161,20 @@ class Provider:
     webhook_secret_in_query: ClassVar[bool] = False
     default_poll_interval_minutes: ClassVar[int] = 15
     poll_interval_bounds: ClassVar[tuple[int, int]] = (5, 60)
-    severity_map_doc: ClassVar[dict[str, str]] = {}
+    # The provider's severity words -> ours: parsed with it, shown on the card and in the API.
+    severity_map: ClassVar[SeverityMap | None] = None
+    # Typed settings (integrations.settings_schema validates them; the connection card renders them).
+    settings_fields: ClassVar[tuple[SettingField, ...]] = ()
+    # How the provider signs webhooks; None: the shared-secret header (or ?secret=) only.
+    signature_scheme: ClassVar[SignatureScheme | None] = None
+    # Request headers that carry secrets, redacted from stored webhooks (besides webhook_header).
+    secret_headers: ClassVar[tuple[str, ...]] = ()
+    # Extra long operations (besides organization sync, device sync and poll).
+    job_kinds: ClassVar[tuple[JobKind, ...]] = ()
+    # Extra cards of the settings panel.
+    panel_cards: ClassVar[tuple[PanelCard, ...]] = ()
+    # The provider's docs page (relative to the repository), linked from its card.
+    docs: ClassVar[str] = ""
 
     def __init__(self, integration: Integration):
         self.integration = integration
@@ -85,6 +187,19 @@ class Provider:
     @property
     def settings(self) -> dict[str, Any]:
         return self.integration.settings or {}
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The typed settings with their defaults filled in."""
+        from .settings_schema import options
+
+        return options(type(self), self.settings)
+
+    def clean_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
+        """Checks beyond each field's type (cross-field rules, a map's entries): {"settings.x": [msg]}.
+
+        ``settings`` is the merged result (stored + incoming, defaults filled in)."""
+        return {}
 
     def validate_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, list[str]]:
         """Field errors for a PUT; default checks one credential set is complete."""
@@ -113,10 +228,15 @@ class Provider:
         """Devices of the given (mapped) organizations, streamed."""
         return iter(())
 
-    # Optional hook for providers that sign their webhooks (HMAC over the raw body, Svix...):
-    #   def verify_webhook_signature(self, request: WebhookRequest, secret: str) -> bool | None
-    # Returning None falls back to the shared-secret header. It is deliberately not defined
-    # here: intake treats its presence as "this provider signs" (alerts.services.intake).
+    def refuse_job(self, kind: JobKind) -> str | None:
+        """A provider's own reason not to start a job now (e.g. polling paused until routing is
+        complete); None lets it start. Capability and connection checks are the framework's."""
+        return None
+
+    def webhook_signing_secret(self, secret: str) -> str:
+        """The key ``signature_scheme`` verifies with: by default the integration's webhook secret
+        (what the card shows); a provider whose sender has its own signing secret returns that."""
+        return secret
 
     def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
         """Cheap check at intake; raise WebhookParseError for a body that cannot be read."""
@@ -136,5 +256,36 @@ class Provider:
         """What the admin pastes into the provider: extends {url, header_name, secret}."""
         return {"payload_template": ""}
 
+    # -- lifecycle hooks (called by the framework; default: nothing) ----------------
+    def on_connected(self) -> str | None:
+        """After a successful connection test (e.g. register our webhook in the provider); a returned
+        sentence is shown to the admin with the test result. A ProviderError is shown, not fatal."""
+        return None
+
+    def on_disconnect(self) -> None:
+        """Before the credentials are cleared (e.g. remove our webhook from the provider)."""
+
     def close(self) -> None:
         """Release HTTP clients."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def opened(integration: Integration) -> Iterator[Provider]:
+    """The provider of ``integration`` for one unit of work, closed afterwards (whatever happens)."""
+    from .registry import get_provider
+
+    provider = get_provider(integration)
+    try:
+        yield provider
+    finally:
+        try:
+            provider.close()
+        except Exception:  # closing must never hide the outcome of the work
+            logging.getLogger("integrations").warning("closing %s provider failed", integration.provider,
+                                                      exc_info=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 
+from integrations import settings_schema
 from psa.models import Client
 
 
@@ -38,6 +39,24 @@ class ConnectionForm(forms.Form):
             field.hint = f"ends in {hint['last4']}" if isinstance(hint, dict) and hint.get("last4") and f.secret else ""
             field.declared_required = f.required
             self.fields[f"cred_{f.name}"] = field
+        current = settings_schema.options(provider_cls, integration.settings if integration is not None else {})
+        for f in self.setting_declarations():
+            self.fields[f"setting_{f.name}"] = _setting_field(f, current.get(f.name))
+
+    def setting_declarations(self):
+        return [f for f in self.provider_cls.settings_fields if f.in_form and f.kind != "map"]
+
+    def setting_values(self) -> dict:
+        """The typed settings as submitted. Only a form that rendered them (its hidden ``settings_shown``
+        marker came back) sets them: an unchecked box then means false, not "not sent"."""
+        if not self.data.get("settings_shown"):
+            return {}
+        values = {}
+        for f in self.setting_declarations():
+            value = self.cleaned_data.get(f"setting_{f.name}")
+            if f.kind == "bool" or value not in (None, ""):  # an emptied choice or number keeps its value
+                values[f.name] = bool(value) if f.kind == "bool" else value
+        return values
 
     def credential_values(self) -> dict[str, str]:
         """Only the fields the admin typed something into."""
@@ -51,6 +70,9 @@ class ConnectionForm(forms.Form):
     def credential_fields(self):
         return [self[f"cred_{f.name}"] for f in self.provider_cls.credential_fields]
 
+    def setting_fields(self):
+        return [self[f"setting_{f.name}"] for f in self.setting_declarations()]
+
     def add_service_errors(self, errors: dict) -> None:
         """Map service/serializer errors ({field: [msg]} or {"credentials": {name: [msg]}}) onto fields."""
         for key, msgs in (errors or {}).items():
@@ -59,7 +81,9 @@ class ConnectionForm(forms.Form):
                     target = f"cred_{name}" if f"cred_{name}" in self.fields else None
                     self.add_error(target, _as_list(sub))
                 continue
-            if key in self.fields:
+            if key.startswith("settings.") and f"setting_{key[9:]}" in self.fields:
+                self.add_error(f"setting_{key[9:]}", _as_list(msgs))
+            elif key in self.fields:
                 self.add_error(key, _as_list(msgs))
             elif f"cred_{key}" in self.fields:
                 self.add_error(f"cred_{key}", _as_list(msgs))
@@ -96,6 +120,18 @@ class OrgMappingForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Tenant-scoped: another tenant's client id is "not a valid choice".
         self.fields["client"].queryset = Client.objects.all()
+
+
+def _setting_field(f, value) -> forms.Field:
+    """A form field for one declared provider setting (values are checked again by the service)."""
+    common = {"label": f.label, "help_text": f.help_text, "initial": value}
+    if f.kind == "bool":
+        return forms.BooleanField(required=False, **common)
+    if f.kind == "choice":
+        return forms.ChoiceField(choices=list(f.choices), required=False, **common)
+    if f.kind == "int":
+        return forms.IntegerField(min_value=f.min_value, max_value=f.max_value, required=False, **common)
+    return forms.CharField(required=False, max_length=1000, **common)
 
 
 def _as_list(msgs) -> list[str]:

@@ -14,21 +14,40 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .base import Provider
+    from .base import JobKind, Provider
     from .models import Integration
+    from .plugins import ProviderAppConfig
 
 # The product's provider slugs (API.md), known even before a provider's app is installed.
 KNOWN_SLUGS = ("generic", "ninjaone", "tactical", "level", "huntress")
 
 _providers: dict[str, type[Provider]] = {}
+_apps: dict[str, ProviderAppConfig] = {}
 _frozen = False
 
 
-def register(provider_cls: type[Provider]) -> type[Provider]:
+def register(provider_cls: type[Provider], app: ProviderAppConfig | None = None) -> type[Provider]:
     if _frozen:
         raise RuntimeError("provider registry is frozen after start-up")
+    _check_declarations(provider_cls)
     _providers[provider_cls.slug] = provider_cls
+    if app is not None:
+        _apps[provider_cls.slug] = app
     return provider_cls
+
+
+def _check_declarations(provider_cls: type[Provider]) -> None:
+    """Fail at start-up, not at the first webhook, on a provider that declares something twice."""
+    from .services.jobs import FRAMEWORK_KINDS
+
+    taken = {k.kind for k in FRAMEWORK_KINDS}
+    for kind in provider_cls.job_kinds:
+        if kind.kind in taken:
+            raise ValueError(f"{provider_cls.slug}: job kind {kind.kind!r} is declared twice")
+        taken.add(kind.kind)
+    names = [f.name for f in provider_cls.settings_fields]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{provider_cls.slug}: a setting is declared twice")
 
 
 def freeze() -> None:
@@ -76,6 +95,22 @@ def get_provider_class(slug: str) -> type[Provider]:
 def all_providers() -> list[type[Provider]]:
     _freeze_once_started()
     return sorted(_providers.values(), key=lambda p: (p.slug != "generic", p.name))
+
+
+def provider_app(slug: str) -> ProviderAppConfig | None:
+    """The app that contributed the provider (its URL modules), if it registered through one."""
+    _freeze_once_started()
+    return _apps.get(slug)
+
+
+def job_kind(slug: str, kind: str) -> JobKind | None:
+    """A job kind this provider can run: the framework's kinds, then the provider's own."""
+    from .services.jobs import FRAMEWORK_KINDS
+
+    for candidate in (*FRAMEWORK_KINDS, *get_provider_class(slug).job_kinds):
+        if candidate.kind == kind:
+            return candidate
+    return None
 
 
 def get_provider(integration: Integration) -> Provider:

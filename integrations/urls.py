@@ -23,4 +23,22 @@ urlpatterns = [
     path(P + "organizations/<int:org_id>/", operations.organization_map, name="settings-rmm-org-map"),
     path(P + "devices/sync/", operations.devices_sync, name="settings-rmm-devices-sync"),
     path(P + "jobs/<int:job_id>/", operations.job_progress, name="settings-rmm-job"),
+    path(P + "jobs/start/<str:kind>/", operations.job_start, name="settings-rmm-job-start"),
 ]
+
+
+def _provider_routes():
+    """Each provider app's declared web routes, under /integrations/<slug>/ (e.g. an OAuth callback)."""
+    from django.urls import include
+
+    from integrations import registry
+
+    routes = []
+    for cls in registry.all_providers():
+        app = registry.provider_app(cls.slug)
+        if app is not None and app.web_urls:
+            routes.append(path(f"integrations/{cls.slug}/", include(app.web_urls)))
+    return routes
+
+
+urlpatterns += _provider_routes()

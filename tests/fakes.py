@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
+from integrations.base import (
+    Capabilities,
+    CredentialField,
+    CredentialSet,
+    Provider,
+    SettingField,
+    WebhookRequest,
+)
 from integrations.errors import ProviderError
 from integrations.records import (
     AlertEventKind,
@@ -85,6 +92,10 @@ class FakeProvider(Provider):
     credential_sets = (CredentialSet("api_key", ("api_key",)), CredentialSet("login", ("username", "password")))
     poll_interval_bounds = (1, 60)
     default_poll_interval_minutes = 5
+    settings_fields = (
+        SettingField("note", "Note", "text", default=""),
+        SettingField("x", "A number", "int", default=0, min_value=0, max_value=100),
+    )
     state: ClassVar[FakeState]
 
     def test_connection(self) -> ConnectionResult:

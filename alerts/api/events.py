@@ -3,14 +3,14 @@ the log holds raw provider payloads)."""
 
 from __future__ import annotations
 
-import django_filters
 from django.db import transaction
 from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from alerts.models import InboundEvent, InboundEventStatus
+from alerts.filtersets import InboundEventFilter
+from alerts.models import InboundEvent
 from alerts.services import events as svc
 from psa.text import body_text
 from integrations.registry import is_registered
@@ -64,15 +64,6 @@ class InboundEventDetailSerializer(TenantModelSerializer):
 
     def get_body_truncated(self, obj) -> bool:
         return len(bytes(obj.body or b"")) > BODY_SHOWN
-
-
-class InboundEventFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=InboundEventStatus.choices)
-    source = django_filters.CharFilter(field_name="source")
-
-    class Meta:
-        model = InboundEvent
-        fields: list[str] = []
 
 
 class InboundEventViewSet(TenantReadOnlyViewSet):

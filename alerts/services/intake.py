@@ -5,9 +5,9 @@ Order of checks (each answer gives a guesser nothing it did not already know):
 sender proved the secret) -> 401 wrong or missing secret -> 429 absurd flood -> 400 body the
 provider cannot read (kept as failed with the reason) -> 202 stored (also for a redelivery).
 
-Providers with a signature scheme (HMAC over the raw body) implement
-``verify_webhook_signature(request: WebhookRequest, secret: str) -> bool | None`` on their
-Provider class; returning None falls back to the shared-secret header.
+Providers that sign their webhooks declare ``Provider.signature_scheme``; its ``verify`` answers
+None for a request without any signature, which falls back to the shared-secret header. Headers a
+provider declares in ``secret_headers`` are redacted from the stored request, like ours.
 """
 
 from __future__ import annotations
@@ -113,18 +113,24 @@ def _shared_secret_ok(provider_cls, headers: dict[str, str], query: dict[str, st
 
 
 def _authenticated(provider_cls, integration, body: bytes | None, headers, query, secret: str) -> bool:
-    verify = getattr(provider_cls, "verify_webhook_signature", None)
-    if verify is not None and body is not None:
+    scheme = provider_cls.signature_scheme
+    if scheme is not None and body is not None:
         try:
-            verdict = verify(
-                provider_cls(integration), WebhookRequest(body=body, headers=headers, query=query), secret
-            )
+            key = provider_cls(integration).webhook_signing_secret(secret)
+            verdict = scheme.verify(WebhookRequest(body=body, headers=headers, query=query), key) if key else False
         except Exception as exc:
             log.warning("signature check of integration %s raised %s", integration.pk, type(exc).__name__)
             return False
         if verdict is not None:
             return bool(verdict)
     return _shared_secret_ok(provider_cls, headers, query, secret)
+
+
+@lru_cache(maxsize=64)
+def _redacted_headers(provider_cls) -> frozenset[str]:
+    return frozenset(
+        SENSITIVE_HEADERS | {provider_cls.webhook_header.lower()} | {h.lower() for h in provider_cls.secret_headers}
+    )
 
 
 # The flood counter is shared (Redis) but each process adds to it in batches: a request only
@@ -238,9 +244,8 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
     limit = settings.PSA_WEBHOOK_MAX_BYTES
     headers, query = _headers(request), _query(request)
     secret = _secret(integration)
-    redacted_names = SENSITIVE_HEADERS | {provider_cls.webhook_header.lower()}
     meta = {
-        "headers": redact(headers, redacted_names, secret),
+        "headers": redact(headers, _redacted_headers(provider_cls), secret),
         "query": redact(query, SENSITIVE_QUERY, secret),
         "remote_addr": request.META.get("REMOTE_ADDR") or None,
     }
@@ -293,7 +298,7 @@ def _oversized(
     limit = settings.PSA_WEBHOOK_MAX_BYTES
     # Only a sender that proved the shared secret gets its refused request logged; a signature
     # cannot be checked without the whole body, so those are refused without a trace.
-    if getattr(provider_cls, "verify_webhook_signature", None) is None:
+    if provider_cls.signature_scheme is None:
         if not _shared_secret_ok(provider_cls, headers, query, secret):
             return _answer(401, detail="Unauthorized")
         events.store_failed(

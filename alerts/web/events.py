@@ -11,6 +11,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from alerts.filtersets import InboundEventFilter
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as events_svc
 from psa.text import body_text
@@ -33,11 +34,12 @@ MAX_BODY_SHOWN = 64 * 1024
 def event_list(request, provider: str):
     cls = provider_class_or_404(provider)
     integration = integration_or_404(cls)
-    status = request.GET.get("status", "")
     qs = InboundEvent.objects.filter(integration=integration).only(
         "pk", "received_at", "status", "summary", "error", "source", "salvaged", "size").order_by("-received_at", "-id")
-    if status in {"accepted", "processed", "failed", "duplicate"}:
-        qs = qs.filter(status=status)
+    filtered = InboundEventFilter(request.GET, queryset=qs)
+    # An invalid filter value shows the unfiltered log (the API answers 400 for it).
+    qs = filtered.qs if filtered.is_valid() else qs
+    status = request.GET.get("status", "") if filtered.is_valid() else ""
     try:
         page = max(1, int(request.GET.get("page", "1")))
     except ValueError:

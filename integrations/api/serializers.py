@@ -9,9 +9,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from integrations import settings_schema
 from integrations.base import Provider
 from integrations.models import ExternalOrganization, Integration, Job
 from integrations.services import config, status
+from integrations.services.jobs import FRAMEWORK_KINDS
 from psa.api.serializers import TenantModelSerializer
 from psa.models import Client, ClientSite
 
@@ -20,7 +22,8 @@ READ_ONLY_KEYS = {
     "provider", "name", "status", "connected_at", "last_error", "account_name", "configured", "capabilities",
     "credential_fields", "credential_sets", "requires_base_url", "poll_interval_bounds", "next_poll_at",
     "last_poll_at", "last_poll_ok", "last_poll_error", "last_webhook_at", "counts", "updated_at",
-    "webhook_header", "severity_map", "supports_polling",
+    "webhook_header", "severity_map", "supports_polling", "settings_fields", "signature_scheme", "job_kinds",
+    "docs",
 }
 
 
@@ -36,7 +39,11 @@ def provider_info(cls: type[Provider]) -> dict[str, Any]:
         "credential_sets": [list(cs.fields) for cs in cls.credential_sets],
         "requires_base_url": cls.requires_base_url,
         "poll_interval_bounds": list(cls.poll_interval_bounds),
-        "severity_map": dict(cls.severity_map_doc),
+        "severity_map": cls.severity_map.as_doc() if cls.severity_map else {},
+        "settings_fields": settings_schema.describe(cls),
+        "signature_scheme": cls.signature_scheme.name if cls.signature_scheme else None,
+        "job_kinds": [{"kind": k.kind, "label": k.label} for k in (*FRAMEWORK_KINDS, *cls.job_kinds)],
+        "docs": cls.docs,
     }
 
 
@@ -52,7 +59,7 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
         "account_name": integration.account_name,
         "enabled": integration.enabled,
         "base_url": integration.base_url,
-        "settings": integration.settings or {},
+        "settings": settings_schema.options(cls, integration.settings) if cls.settings_fields else {},
         "credentials": config.credential_state(integration),
         "poll_interval_minutes": integration.poll_interval_minutes,
         "poll_enabled": integration.poll_enabled,

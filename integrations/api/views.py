@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from integrations import registry
-from integrations.models import ExternalOrganization, Integration, IntegrationStatus, Job
+from integrations.models import ExternalOrganization, Integration, Job
 from integrations.services import config, jobs, orgs
 from integrations.services.status import counts_for, provider_counts
 from psa.api.permissions import IsTenantAdmin
@@ -30,12 +30,13 @@ def _not_set_up(cls) -> ValidationError:
     return ValidationError({"detail": f"{cls.name} is not set up yet: save it with PUT integrations/{cls.slug}/ first."})
 
 
-def _require(integration: Integration, capability: str | None, what: str) -> None:
-    cls = config.provider_class(integration.provider)
-    if capability and not getattr(cls.capabilities, capability):
-        raise ValidationError({"detail": f"{cls.name} does not support {what}."})
-    if config.takes_credentials(cls) and not integration.credentials_ciphertext:
-        raise ValidationError({"detail": f"Connect {cls.name} first (enter its credentials)."})
+def start(request, integration: Integration, kind: str) -> Response:
+    """202 with the job, or 400 saying why it cannot start (jobs.refusal: the pages use it too)."""
+    try:
+        job = jobs.start_job(integration, kind, created_by=request.user)
+    except jobs.JobRefused as exc:
+        raise ValidationError({"detail": str(exc)}) from None
+    return _accepted(job)
 
 
 class IntegrationViewSet(viewsets.ViewSet):
@@ -117,17 +118,31 @@ class IntegrationViewSet(viewsets.ViewSet):
 
     @action(detail=True, methods=["post"], url_path="devices/sync")
     def devices_sync(self, request, provider=None):
-        integration = self._existing(provider)
-        _require(integration, "device_sync", "device sync")
-        return _accepted(jobs.start_job(integration, jobs.DEVICE_SYNC, created_by=request.user))
+        return start(request, self._existing(provider), jobs.DEVICE_SYNC)
 
     @action(detail=True, methods=["post"], url_path="alerts/poll")
     def alerts_poll(self, request, provider=None):
-        integration = self._existing(provider)
-        _require(integration, "polling", "polling")
-        if integration.status != IntegrationStatus.CONNECTED:
-            raise ValidationError({"detail": "The integration is not connected; test the connection first."})
-        return _accepted(jobs.start_job(integration, jobs.POLL, created_by=request.user))
+        return start(request, self._existing(provider), jobs.POLL)
+
+    @action(detail=True, methods=["get", "post"], url_path="jobs")
+    def provider_jobs(self, request, provider=None):
+        """GET: the job kinds this provider runs, each with its latest job; POST {"kind"}: start one."""
+        if request.method == "POST":
+            kind = request.data.get("kind") if isinstance(request.data, dict) else None
+            if not isinstance(kind, str) or not kind:
+                raise ValidationError({"kind": ["Name the job kind to start."]})
+            return start(request, self._existing(provider), kind)
+        cls = config.provider_class(provider)
+        integration = Integration.objects.filter(provider=provider).first()
+        kinds = [*jobs.FRAMEWORK_KINDS, *cls.job_kinds]
+        rows = []
+        for k in kinds:
+            latest = (Job.objects.filter(integration=integration, kind=k.kind).order_by("-created_at", "-id").first()
+                      if integration else None)
+            why = jobs.refusal(integration or config.unsaved_integration(provider), k.kind)
+            rows.append({"kind": k.kind, "label": k.label, "description": k.description, "available": why is None,
+                         "unavailable_reason": why, "latest": JobSerializer(latest).data if latest else None})
+        return Response({"count": len(rows), "next": None, "previous": None, "results": rows})
 
 
 def _accepted(job: Job) -> Response:
@@ -185,9 +200,7 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
 
     @action(detail=False, methods=["post"])
     def sync(self, request, provider=None):
-        integration = self._integration()
-        _require(integration, None, "organization sync")
-        return _accepted(jobs.start_job(integration, jobs.ORG_SYNC, created_by=request.user))
+        return start(request, self._integration(), jobs.ORG_SYNC)
 
     @action(detail=False, methods=["post"])
     def automap(self, request, provider=None):

@@ -1,14 +1,8 @@
-from django.apps import AppConfig
+from integrations.plugins import ProviderAppConfig
 
 
-class GenericConfig(AppConfig):
+class GenericConfig(ProviderAppConfig):
     name = "integrations.generic"
     label = "integrations_generic"
     verbose_name = "Generic webhook provider"
-
-    def ready(self):
-        from integrations.registry import register
-
-        from .provider import GenericProvider
-
-        register(GenericProvider)
+    provider = "integrations.generic.provider.GenericProvider"

@@ -22,7 +22,8 @@ from typing import Any
 from dateutil import parser as dateparser
 
 from integrations.errors import WebhookParseError
-from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
+from integrations.coerce import SeverityMap
+from integrations.records import AlertEventKind, NormalizedAlert
 
 SLUG = "generic"
 EVENTS = {
@@ -31,14 +32,14 @@ EVENTS = {
     "resolve": AlertEventKind.RESOLVED,
     "resolved": AlertEventKind.RESOLVED,
 }
-SEVERITY_SYNONYMS = {
+# Unknown words (and no severity at all) are medium.
+SEVERITIES = SeverityMap({
     "critical": "critical", "crit": "critical", "fatal": "critical", "emergency": "critical", "disaster": "critical",
     "high": "high", "error": "high", "major": "high", "severe": "high",
     "medium": "medium", "warning": "medium", "warn": "medium", "moderate": "medium", "average": "medium",
     "low": "low", "minor": "low", "notice": "low",
     "info": "info", "information": "info", "informational": "info", "ok": "info", "debug": "info",
-}
-DEFAULT_SEVERITY = "medium"
+}, default="medium")
 MAX_ID = 200  # delivery ids are "<event>:<alert_id>" in a 255-character column
 MAX_CONDITION_KEY = 500
 
@@ -99,12 +100,9 @@ def _object(body: dict[str, Any], field: str) -> dict[str, Any]:
 
 def normalize_severity(value: Any) -> str:
     """One of SEVERITIES; synonyms mapped (warning->medium, error->high, ...); unknown -> medium."""
-    if value is None or value == "":
-        return DEFAULT_SEVERITY
-    if isinstance(value, bool) or not isinstance(value, str):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str)):
         raise WebhookParseError("'severity' must be a string.")
-    word = value.strip().lower()
-    return SEVERITY_SYNONYMS.get(word, word if word in SEVERITIES else DEFAULT_SEVERITY)
+    return SEVERITIES.lookup(value)
 
 
 def parse_occurred_at(value: Any) -> dt.datetime | None:

@@ -18,13 +18,8 @@ class GenericProvider(Provider):
     capabilities = Capabilities(webhooks=True, orgs_from_events=True)
     credential_fields = ()
     credential_sets = ()
-    severity_map_doc = {
-        "critical": "critical, fatal, emergency, disaster, crit",
-        "high": "high, error, major, severe",
-        "medium": "medium, warning, warn, moderate, average (and anything unknown)",
-        "low": "low, minor, notice",
-        "info": "info, information, informational, ok, debug",
-    }
+    severity_map = normalize.SEVERITIES
+    docs = "docs/generic-webhook.md"
 
     def test_connection(self) -> ConnectionResult:
         # Nothing to connect to: the sender calls us.

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from integrations import registry
+from integrations import registry, settings_schema
 from integrations.base import Provider
 from integrations.crypto import CredentialDecryptError
 from integrations.errors import NotConfigured, ProviderError
@@ -196,14 +196,11 @@ def update_integration(
                 merged[key] = value
         changed_connection |= bool(incoming)
 
+    new_settings: dict[str, Any] | None = None
     if settings is not None:
-        if not isinstance(settings, dict):
-            errors["settings"] = ["Must be an object."]
-        else:
-            validate_settings = getattr(provider, "validate_settings", None)
-            if validate_settings is not None:
-                errors.update(validate_settings(settings) or {})
-            changed_connection |= settings != (integration.settings or {})
+        new_settings, setting_errors = settings_schema.validate(provider, settings, integration.settings)
+        errors.update(setting_errors)
+        changed_connection |= new_settings != (integration.settings or {})
 
     if poll_interval_minutes is not None:
         lo, hi = cls.poll_interval_bounds
@@ -223,6 +220,8 @@ def update_integration(
     if errors:
         raise ValidationError(errors)
 
+    if takes_credentials(cls) and merged is not None and not merged and integration.credentials_ciphertext:
+        _before_disconnect(integration)  # HTTP: before the row lock below
     now = timezone.now()
     with transaction.atomic():
         row = Integration.objects.select_for_update().get(pk=integration.pk)
@@ -230,8 +229,8 @@ def update_integration(
         if merged is not None:
             row.set_credentials(merged)
             row.credentials_hint = _hints_for(merged, incoming, row.credentials_hint or {})
-        if settings is not None:
-            row.settings = settings
+        if new_settings is not None:
+            row.settings = new_settings
         if poll_interval_minutes is not None and poll_interval_minutes != row.poll_interval_minutes:
             row.poll_interval_minutes = poll_interval_minutes
             if row.next_poll_at is not None:  # None means "poll as soon as connected": keep it
@@ -281,6 +280,29 @@ def _set_status(integration: Integration, status: str, *, error: str = "", accou
     integration.save(update_fields=fields)
 
 
+def _after_connect(provider: Provider, message: str) -> str:
+    """Run the provider's on_connected hook (e.g. webhook registration); its answer joins the message.
+    A failure there does not undo the connection: the admin reads why and can retry."""
+    try:
+        note = provider.on_connected()
+    except ProviderError as exc:
+        note = describe_error(exc)
+    return f"{message} {note}".strip() if note else message
+
+
+def _before_disconnect(integration: Integration) -> None:
+    cls = provider_class(integration.provider)
+    provider = cls(integration)
+    try:
+        provider.on_disconnect()
+    except ProviderError as exc:  # the credentials are cleared anyway: the admin asked for it
+        log.info("%s on_disconnect failed: %s", integration.provider, describe_error(exc))
+    except CredentialDecryptError:
+        pass
+    finally:
+        provider.close()
+
+
 def test_connection(integration: Integration) -> dict[str, Any]:
     """Call the provider's connection test and record the outcome on the integration."""
     cls = provider_class(integration.provider)
@@ -293,6 +315,8 @@ def test_connection(integration: Integration) -> dict[str, Any]:
         integration.get_credentials()  # undecryptable credentials: say so, whatever the provider does
         result = provider.test_connection()
         ok, message, account, details = result.ok, result.message, result.account_name, result.details
+        if ok:
+            message = _after_connect(provider, message)
     except NotConfigured:
         if takes_credentials(cls):
             ok, message, account, details = False, f"{cls.name} cannot test its connection.", "", {}
@@ -336,5 +360,17 @@ def webhook_card(integration: Integration, request=None) -> dict[str, Any]:
         rotate_webhook_secret(integration)
     url, secret = webhook_url(integration, request), integration.get_webhook_secret()
     card: dict[str, Any] = {"url": url, "header_name": cls.webhook_header, "secret": secret, "payload_template": ""}
-    card.update(cls(integration).webhook_card(url, secret) or {})
+    provider = cls(integration)
+    card.update(provider.webhook_card(url, secret) or {})
+    if cls.severity_map is not None:  # the one table the parser uses, with this integration's overrides
+        card["severity_map"] = severity_table(provider)
+    if cls.signature_scheme is not None:
+        card.setdefault("signature", {"scheme": cls.signature_scheme.name,
+                                      "headers": list(cls.signature_scheme.headers)})
     return card
+
+
+def severity_table(provider: Provider) -> dict[str, str]:
+    """{provider word: our severity} as this integration parses it (declared map + overrides)."""
+    overrides = provider.options.get("severity_map") if isinstance(provider.options.get("severity_map"), dict) else None
+    return {row["provider"]: row["severity"] for row in type(provider).severity_map.rows(overrides)}

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from integrations import registry
+from integrations.base import JobKind
 from integrations.errors import AuthFailed, ProviderError, ReconnectRequired
 from integrations.models import Integration, IntegrationStatus, Job, JobState
 
@@ -22,14 +24,53 @@ ORG_SYNC = "organizations.sync"
 DEVICE_SYNC = "devices.sync"
 POLL = "alerts.poll"
 
-# kind -> Celery task name; each task takes (tenant_id, job_id).
-JOB_TASKS: dict[str, str] = {
-    ORG_SYNC: "integrations.sync.organizations",
-    DEVICE_SYNC: "integrations.sync.devices",
-    POLL: "integrations.sync.poll",
-}
+# The framework's own kinds; providers add theirs with ``Provider.job_kinds``. Every kind runs
+# through the one Celery task ``integrations.sync.run`` (integrations.tasks).
+FRAMEWORK_KINDS: tuple[JobKind, ...] = (
+    JobKind(ORG_SYNC, "Organization discovery", "integrations.services.orgs.sync_organizations"),
+    JobKind(DEVICE_SYNC, "Device sync", "integrations.services.devices.sync_devices", capability="device_sync",
+            requires_connected=True),
+    # A poll reads the provider's whole active set and reconciles it: it is also the backfill.
+    JobKind(POLL, "Poll", "integrations.services.polling.run_poll", capability="polling", requires_connected=True),
+)
+RUN_TASK = "integrations.sync.run"
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+class JobRefused(Exception):
+    """A job that cannot start now; ``str(exc)`` tells the admin why (the API answers 400)."""
+
+
+def label(kind: str) -> str:
+    for k in FRAMEWORK_KINDS:
+        if k.kind == kind:
+            return k.label
+    for cls in registry.all_providers():
+        for k in cls.job_kinds:
+            if k.kind == kind:
+                return k.label
+    return kind
+
+
+def refusal(integration: Integration, kind: str) -> str | None:
+    """Why ``kind`` cannot start for this integration now (None: it can). The API and the pages
+    both go through here, so they never disagree."""
+    from .config import provider_class, takes_credentials
+
+    cls = provider_class(integration.provider)
+    job_kind = registry.job_kind(cls.slug, kind)
+    if job_kind is None:
+        return f"{cls.name} has no job {kind!r}."
+    if job_kind.capability and not getattr(cls.capabilities, job_kind.capability):
+        return f"{cls.name} does not support {job_kind.label.lower()}."
+    if integration.pk is None:
+        return f"{cls.name} is not set up yet: save its connection first."
+    if takes_credentials(cls) and not integration.credentials_ciphertext:
+        return f"Connect {cls.name} first (enter its credentials)."
+    if job_kind.requires_connected and integration.status != IntegrationStatus.CONNECTED:
+        return f"{cls.name} is not connected; test the connection first."
+    return cls(integration).refuse_job(job_kind)
 
 
 def stale_after() -> dt.timedelta:
@@ -52,9 +93,12 @@ def is_stale(job: Job, now: dt.datetime | None = None) -> bool:
 
 
 def start_job(integration: Integration, kind: str, created_by=None) -> Job:
-    """Create a Job and enqueue its task after commit; an active job of the same kind is returned instead."""
-    if kind not in JOB_TASKS:
-        raise ValueError(f"unknown job kind {kind!r}")
+    """Create a Job and enqueue its task after commit; an active job of the same kind is returned instead.
+
+    Raises JobRefused when the job cannot run now (see ``refusal``)."""
+    why = refusal(integration, kind)
+    if why:
+        raise JobRefused(why)
     now = timezone.now()
     with transaction.atomic():
         # The integration row lock serializes concurrent "start" clicks for this integration.
@@ -78,7 +122,7 @@ def _enqueue(job: Job) -> None:
     from psa.celery import app
 
     try:
-        app.tasks[JOB_TASKS[job.kind]].apply_async(kwargs={"tenant_id": job.tenant_id, "job_id": job.pk})
+        app.tasks[RUN_TASK].apply_async(kwargs={"tenant_id": job.tenant_id, "job_id": job.pk})
     except Exception as exc:  # broker down: say so on the job instead of failing the request
         log.warning("could not enqueue job %s (%s): %s", job.pk, job.kind, type(exc).__name__)
         Job.objects.unscoped().filter(pk=job.pk, state=JobState.QUEUED).update(
@@ -123,8 +167,23 @@ class ProgressReporter:
 Work = Callable[[Job, ProgressReporter], dict[str, Any] | None]
 
 
+def run(job_id: int) -> Job | None:
+    """Run a job by its kind (the Celery task ``integrations.sync.run``, inside the job's tenant)."""
+    job = Job.objects.select_related("integration").filter(pk=job_id).first()
+    if job is None or job.integration is None:
+        log.warning("job %s vanished (or lost its integration) before it ran", job_id)
+        return None
+    job_kind = registry.job_kind(job.integration.provider, job.kind)
+    if job_kind is None:
+        Job.objects.filter(pk=job.pk, state__in=ACTIVE_STATES).update(
+            state=JobState.FAILED, finished_at=timezone.now(), error=f"Unknown job kind {job.kind!r}.")
+        return None
+    fn = job_kind.resolve()
+    return run_job(job_id, lambda j, reporter: fn(j.integration, j, reporter))
+
+
 def run_job(job_id: int, work: Work) -> Job | None:
-    """Run ``work`` for a job (called by the Celery task, inside the job's tenant)."""
+    """Run ``work`` for a job with state, progress and a readable failure."""
     job = Job.objects.select_related("integration").filter(pk=job_id).first()
     if job is None:
         log.warning("job %s vanished before it ran", job_id)

@@ -25,7 +25,7 @@ from psa.tenancy import tenant_context
 
 from .config import clamp_interval
 from .errors import describe_error
-from .jobs import POLL, ProgressReporter, start_job
+from .jobs import POLL, JobRefused, ProgressReporter, start_job
 
 log = logging.getLogger("integrations.polling")
 
@@ -69,6 +69,8 @@ def dispatch_due_polls(now: dt.datetime | None = None) -> list[int]:
                 continue  # another dispatcher took this slot
             try:
                 started.append(start_job(integration, POLL).pk)
+            except JobRefused as exc:  # e.g. polling paused until the provider's setup is complete
+                log.info("poll of integration %s not started: %s", pk, exc)
             except Exception:  # one tenant's failure must not stop the others' polls
                 log.exception("could not start a poll for integration %s", pk)
     return started

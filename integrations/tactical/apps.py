@@ -1,15 +1,8 @@
-from django.apps import AppConfig
+from integrations.plugins import ProviderAppConfig
 
 
-class TacticalConfig(AppConfig):
+class TacticalConfig(ProviderAppConfig):
     name = "integrations.tactical"
     label = "integrations_tactical"
     verbose_name = "Tactical RMM"
-
-    def ready(self) -> None:
-        from integrations.registry import is_registered, register
-
-        from .provider import TacticalProvider
-
-        if not is_registered(TacticalProvider.slug):
-            register(TacticalProvider)
+    provider = "integrations.tactical.provider.TacticalProvider"

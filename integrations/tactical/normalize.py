@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.coerce import SeverityMap
 from integrations.records import AlertEventKind, DeviceRecord, ExternalOrg, NormalizedAlert, SoftwareRecord
 
 SLUG = "tactical"
 
 # Tactical's scale is info / warning / error (no "critical"), mapped onto ours:
-SEVERITY_MAP = {"info": "info", "warning": "medium", "error": "high"}
-DEFAULT_SEVERITY = "medium"
+SEVERITIES = SeverityMap({"info": "info", "warning": "medium", "error": "high"}, default="medium")
 ALERT_TYPES = ("availability", "check", "task", "custom")
 NONE_STRINGS = {"", "none", "null", "undefined", "-"}
 MONITORING_TO_ASSET_TYPE = {"server": "server", "workstation": "workstation"}
@@ -87,7 +87,7 @@ def parse_dt(value: Any) -> dt.datetime | None:
 
 
 def severity(value: Any) -> str:
-    return SEVERITY_MAP.get(text(value).lower(), DEFAULT_SEVERITY)
+    return SEVERITIES.lookup(text(value))
 
 
 def _computed(value: Any) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
+from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, SettingField, WebhookRequest
 from integrations.errors import (
     AuthFailed,
     BadResponse,
@@ -35,8 +35,11 @@ from .client import TacticalClient
 
 log = logging.getLogger("integrations.tactical")
 
-SETTINGS_DEFAULTS: dict[str, Any] = {"sync_software": True, "sync_remote_access": True, "agent_api": "auto"}
-AGENT_APIS = ("auto", "classic", "beta")
+AGENT_APIS = (
+    ("auto", "Automatic (the paged beta API when the server enables it)"),
+    ("classic", "Classic (one unpaged list per client or site)"),
+    ("beta", "Beta API (paged; falls back to classic when disabled)"),
+)
 
 
 class TacticalProvider(Provider):
@@ -61,26 +64,21 @@ class TacticalProvider(Provider):
     requires_base_url = True
     default_poll_interval_minutes = 15
     poll_interval_bounds = (5, 60)
-    severity_map_doc: ClassVar[dict[str, str]] = {"info": "info", "warning": "medium", "error": "high"}
+    severity_map = normalize.SEVERITIES
+    settings_fields = (
+        SettingField("sync_software", "Sync installed software", "bool", default=True,
+                     help_text="Read each agent's software inventory during device sync."),
+        SettingField("sync_remote_access", "Store MeshCentral links", "bool", default=True,
+                     help_text="Keep each agent's remote-control link on its asset."),
+        SettingField("agent_api", "Agent list API", "choice", default="auto", choices=AGENT_APIS),
+    )
+    docs = "docs/tactical.md"
 
     def __init__(self, integration):
         super().__init__(integration)
         self._client: TacticalClient | None = None
 
-    # -- settings and credentials --------------------------------------------------------
-    @property
-    def options(self) -> dict[str, Any]:
-        return {**SETTINGS_DEFAULTS, **{k: v for k, v in self.settings.items() if k in SETTINGS_DEFAULTS}}
-
-    def validate_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
-        errors: dict[str, list[str]] = {}
-        for key in ("sync_software", "sync_remote_access"):
-            if key in settings and not isinstance(settings[key], bool):
-                errors[f"settings.{key}"] = ["Must be true or false."]
-        if "agent_api" in settings and settings["agent_api"] not in AGENT_APIS:
-            errors["settings.agent_api"] = [f"Must be one of {', '.join(AGENT_APIS)}."]
-        return errors
-
+    # -- credentials ------------------------------------------------------------------------
     def validate_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, list[str]]:
         present = {k for k, v in (credentials or {}).items() if v not in (None, "")}
         if "knox_token" in present and not ({"api_key", "password"} & present):

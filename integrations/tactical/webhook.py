@@ -196,6 +196,5 @@ def card(url: str, header_name: str, secret: str) -> dict[str, Any]:
             "Keep alert_id in the URL: it lets this PSA recover alerts whose body Tactical could not render.",
         ],
         "warnings": WARNINGS,
-        "severity_map": {"info": "info", "warning": "medium", "error": "high"},
         "docs": "docs/tactical.md",
     }

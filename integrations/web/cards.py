@@ -15,10 +15,9 @@ from psa.models import Client
 from . import webhook_view
 from .access import ProviderView, for_template
 
-ORG_SYNC_KINDS = (jobs.ORG_SYNC,)
-DEVICE_SYNC_KINDS = (jobs.DEVICE_SYNC,)
-POLL_KINDS = (jobs.POLL,)
-JOB_LABELS = {jobs.ORG_SYNC: "Organization discovery", jobs.DEVICE_SYNC: "Device sync", jobs.POLL: "Poll"}
+# Which card shows (and re-renders when it finishes) each framework job; a provider's own job kinds
+# show on the jobs card.
+CARD_OF_KIND = {jobs.ORG_SYNC: "organizations", jobs.DEVICE_SYNC: "devices", jobs.POLL: "polling"}
 
 SUMMARY_LABELS = {
     "created": "Created",
@@ -54,14 +53,14 @@ def decorate_job(job: Job | None) -> Job | None:
         if key not in SUMMARY_LABELS and isinstance(value, (int, float)) and not isinstance(value, bool):
             items.append((key.replace("_", " ").capitalize(), value))
     job.summary_items = items
-    job.label = JOB_LABELS.get(job.kind, job.kind)
+    job.label = jobs.label(job.kind)
     return job
 
 
-def latest_job(integration: Integration | None, kinds) -> Job | None:
+def latest_job(integration: Integration | None, kind: str) -> Job | None:
     if integration is None:
         return None
-    return decorate_job(Job.objects.filter(integration=integration, kind__in=kinds).order_by("-created_at", "-id").first())
+    return decorate_job(Job.objects.filter(integration=integration, kind=kind).order_by("-created_at", "-id").first())
 
 
 def connection_ctx(provider_cls, integration, *, form=None, test_result=None, saved_message="") -> dict[str, Any]:
@@ -112,7 +111,7 @@ def orgs_ctx(provider_cls, integration, *, only_unmapped=False, automap_summary=
         "clients": list(Client.objects.filter(is_active=True).order_by("name", "id")),
         "only_unmapped": only_unmapped,
         "automap_summary": automap_summary,
-        "org_job": latest_job(integration, ORG_SYNC_KINDS),
+        "org_job": latest_job(integration, jobs.ORG_SYNC),
     }
 
 
@@ -120,7 +119,8 @@ def devices_ctx(provider_cls, integration) -> dict[str, Any]:
     counts = counts_for(integration.provider)
     return {
         "device_count": counts["devices"],
-        "device_job": latest_job(integration, DEVICE_SYNC_KINDS),
+        "device_job": latest_job(integration, jobs.DEVICE_SYNC),
+        "device_sync_refusal": jobs.refusal(integration, jobs.DEVICE_SYNC),
         "devices_mapped_orgs": counts["mapped_organizations"],
     }
 
@@ -138,7 +138,27 @@ def polling_ctx(provider_cls, integration, *, form=None, saved=False) -> dict[st
     if form is None:
         form = PollingForm(provider_cls, initial={
             "poll_enabled": integration.poll_enabled, "poll_interval_minutes": integration.poll_interval_minutes})
-    return {"polling_form": form, "polling_saved": saved, "poll_job": latest_job(integration, POLL_KINDS)}
+    return {"polling_form": form, "polling_saved": saved, "poll_job": latest_job(integration, jobs.POLL),
+            "poll_refusal": jobs.refusal(integration, jobs.POLL)}
+
+
+def jobs_ctx(provider_cls, integration) -> dict[str, Any]:
+    """The provider's own job kinds (the framework's have their cards), each with its latest run."""
+    rows = [{"kind": k, "job": latest_job(integration, k.kind), "refusal": jobs.refusal(integration, k.kind)}
+            for k in provider_cls.job_kinds]
+    return {"provider_jobs": rows}
+
+
+def extra_cards(request, provider_cls, integration) -> list[dict[str, Any]]:
+    """The provider's declared panel cards, rendered with their own context."""
+    out = []
+    for card in provider_cls.panel_cards:
+        if card.requires_integration and integration is None:
+            continue
+        ctx = {"provider": ProviderView(provider_cls), "integration": integration,
+               **card.build_context(request, provider_cls, integration)}
+        out.append({"name": card.name, "html": render_to_string(card.template, ctx, request=request)})
+    return out
 
 
 def panel_context(request, provider_cls, **overrides) -> dict[str, Any]:
@@ -153,6 +173,9 @@ def panel_context(request, provider_cls, **overrides) -> dict[str, Any]:
             ctx.update(webhook_ctx(request, provider_cls, integration))
         if provider_cls.capabilities.polling:
             ctx.update(polling_ctx(provider_cls, integration))
+        if provider_cls.job_kinds:
+            ctx.update(jobs_ctx(provider_cls, integration))
+    ctx["extra_cards"] = extra_cards(request, provider_cls, integration)
     ctx.update(overrides)
     return ctx
 

@@ -42,6 +42,7 @@ def save_connection(request, provider: str):
         return _invalid(request, cls, existing, form)
     credentials = form.credential_values()
     base_url = form.cleaned_data.get("base_url") if cls.requires_base_url else None
+    settings = form.setting_values() or None
     try:
         # Creating the row and saving the fields is one unit: a rejected first save leaves nothing behind.
         with transaction.atomic():
@@ -50,6 +51,7 @@ def save_connection(request, provider: str):
                 integration,
                 base_url=base_url,
                 credentials=credentials if config.takes_credentials(cls) and credentials else None,
+                settings=settings,
                 test=False,
             )
     except ValidationError as exc:

@@ -21,10 +21,10 @@ from .access import (
     provider_class_or_404,
 )
 from .cards import (
-    DEVICE_SYNC_KINDS,
-    ORG_SYNC_KINDS,
+    CARD_OF_KIND,
     decorate_job,
     devices_ctx,
+    jobs_ctx,
     orgs_ctx,
     polling_ctx,
     render_card,
@@ -32,6 +32,20 @@ from .cards import (
 
 def _panel(slug: str):
     return redirect(panel_url(slug))
+
+
+def _start(request, integration, kind: str):
+    """(job, None) or (None, why it was refused), through the same service as the API; without
+    htmx the outcome becomes a flash message on the panel."""
+    try:
+        job = jobs.start_job(integration, kind, created_by=request.user)
+    except jobs.JobRefused as exc:
+        if not is_htmx(request):
+            messages.error(request, str(exc))
+        return None, str(exc)
+    if not is_htmx(request):
+        messages.info(request, f"{jobs.label(kind)} started.")
+    return job, None
 
 
 def _card(request, cls, integration, name: str, ctx: dict, status: int = 200) -> HttpResponse:
@@ -57,12 +71,13 @@ def organizations_card(request, provider: str):
 def organizations_sync(request, provider: str):
     cls = provider_class_or_404(provider)
     integration = integration_or_404(cls)
-    job = jobs.start_job(integration, jobs.ORG_SYNC, created_by=request.user)
+    job, refused = _start(request, integration, jobs.ORG_SYNC)
     if not is_htmx(request):
-        messages.info(request, "Organization discovery started.")
         return _panel(cls.slug)
     ctx = orgs_ctx(cls, integration)
-    ctx["org_job"] = decorate_job(Job.objects.get(pk=job.pk))
+    if job is not None:
+        ctx["org_job"] = decorate_job(Job.objects.get(pk=job.pk))
+    ctx["job_refused"] = refused
     return _card(request, cls, integration, "organizations", ctx)
 
 
@@ -117,11 +132,10 @@ def devices_sync(request, provider: str):
     integration = integration_or_404(cls)
     if not cls.capabilities.device_sync:
         raise Http404("This provider does not sync devices")
-    jobs.start_job(integration, jobs.DEVICE_SYNC, created_by=request.user)
+    _job, refused = _start(request, integration, jobs.DEVICE_SYNC)
     if not is_htmx(request):
-        messages.info(request, "Device sync started.")
         return _panel(cls.slug)
-    return _card(request, cls, integration, "devices", devices_ctx(cls, integration))
+    return _card(request, cls, integration, "devices", {**devices_ctx(cls, integration), "job_refused": refused})
 
 
 # -- polling -------------------------------------------------------------------------------------------
@@ -134,13 +148,25 @@ def polling_run(request, provider: str):
     integration = integration_or_404(cls)
     if not cls.capabilities.polling:
         raise Http404("This provider does not poll")
-    # A poll reads the provider's whole active set and reconciles it: it is also the backfill.
-    jobs.start_job(integration, jobs.POLL, created_by=request.user)
+    _job, refused = _start(request, integration, jobs.POLL)
     if not is_htmx(request):
-        messages.info(request, "Poll started.")
         return _panel(cls.slug)
     integration.refresh_from_db()
-    return _card(request, cls, integration, "polling", polling_ctx(cls, integration))
+    return _card(request, cls, integration, "polling", {**polling_ctx(cls, integration), "job_refused": refused})
+
+
+@require_POST
+@admin_required
+def job_start(request, provider: str, kind: str):
+    """Start one of the provider's own job kinds (the jobs card)."""
+    cls = provider_class_or_404(provider)
+    integration = integration_or_404(cls)
+    if not any(k.kind == kind for k in cls.job_kinds):
+        raise Http404("No such job")
+    _job, refused = _start(request, integration, kind)
+    if not is_htmx(request):
+        return _panel(cls.slug)
+    return _card(request, cls, integration, "jobs", {**jobs_ctx(cls, integration), "job_refused": refused})
 
 
 # -- job progress --------------------------------------------------------------------------------------
@@ -158,13 +184,16 @@ def job_progress(request, provider: str, job_id: int):
         if not is_htmx(request):
             return _panel(cls.slug)
         return render(request, "integrations/_job.html", {"provider": ProviderView(cls), "job": job})
-    if job.kind in ORG_SYNC_KINDS:
-        name, ctx = "organizations", orgs_ctx(cls, integration)
-    elif job.kind in DEVICE_SYNC_KINDS:
-        name, ctx = "devices", devices_ctx(cls, integration)
-    else:
+    name = CARD_OF_KIND.get(job.kind, "jobs")
+    if name == "organizations":
+        ctx = orgs_ctx(cls, integration)
+    elif name == "devices":
+        ctx = devices_ctx(cls, integration)
+    elif name == "polling":
         integration.refresh_from_db()
-        name, ctx = "polling", polling_ctx(cls, integration)
+        ctx = polling_ctx(cls, integration)
+    else:
+        ctx = jobs_ctx(cls, integration)
     resp = _card(request, cls, integration, name, ctx)
     resp["HX-Retarget"] = f"#card-{name}"
     resp["HX-Reswap"] = "outerHTML"

@@ -54,7 +54,7 @@ def test_same_kind_active_job_is_returned_not_duplicated(integration, tenant_a, 
         assert replacement.pk != first.pk
         first.refresh_from_db()
         assert first.state == JobState.FAILED and "Abandoned" in first.error
-        with pytest.raises(ValueError):
+        with pytest.raises(jobs.JobRefused, match="no job 'nonsense'"):
             jobs.start_job(integration, "nonsense")
 
 
@@ -93,9 +93,9 @@ def test_auth_failure_in_a_job_flags_the_integration(integration, tenant_a, as_t
 def test_finished_job_is_not_rerun_by_a_redelivered_task(integration, tenant_a, as_tenant, fake_provider):
     with as_tenant(tenant_a.tenant):
         job = Job.objects.create(integration=integration, kind=jobs.ORG_SYNC, state=JobState.SUCCEEDED)
-        from integrations.tasks import sync_organizations
+        from integrations.tasks import run_job
 
-        sync_organizations.apply(kwargs={"tenant_id": tenant_a.tenant.pk, "job_id": job.pk})
+        run_job.apply(kwargs={"tenant_id": tenant_a.tenant.pk, "job_id": job.pk})
     assert "list_organizations" not in fake_provider.state.calls
 
 
@@ -123,7 +123,7 @@ def test_broker_down_marks_job_failed_instead_of_erroring(integration, tenant_a,
     def refuse(*a, **kw):
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr(tasks.sync_devices, "apply_async", refuse)
+    monkeypatch.setattr(tasks.run_job, "apply_async", refuse)
     with as_tenant(tenant_a.tenant):
         with django_capture_on_commit_callbacks(execute=True):
             job = jobs.start_job(integration, jobs.DEVICE_SYNC)

@@ -263,9 +263,9 @@ def test_manual_poll_while_one_runs_is_skipped(integration, tenant_a, fake_provi
             second = polling.run_poll(Integration.objects.get(pk=integration.pk))
             # The job path reports the skip as a successful no-op.
             job = Job.objects.create(integration=integration, kind=jobs.POLL)
-            from integrations.tasks import poll_alerts
+            from integrations.tasks import run_job
 
-            poll_alerts.apply(kwargs={"tenant_id": tenant_a.tenant.pk, "job_id": job.pk})
+            run_job.apply(kwargs={"tenant_id": tenant_a.tenant.pk, "job_id": job.pk})
             job.refresh_from_db()
     finally:
         fake_provider.state.poll_gate.set()

@@ -253,14 +253,20 @@ def test_provider_signature_scheme_replaces_the_shared_secret(fx, fake_provider)
     import hashlib
     import hmac
 
-    def verify(self, request, secret):
-        supplied = request.headers.get("x-fake-signature")
-        if supplied is None:
-            return None  # no signature: fall back to the shared-secret header
-        expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(supplied, expected)
+    from integrations.base import SignatureScheme
 
-    fake_provider.verify_webhook_signature = verify
+    class FakeHmac(SignatureScheme):
+        name = "fake-hmac"
+        headers = ("X-Fake-Signature",)
+
+        def verify(self, request, secret):
+            supplied = request.headers.get("x-fake-signature")
+            if supplied is None:
+                return None  # no signature: fall back to the shared-secret header
+            expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+            return hmac.compare_digest(supplied, expected)
+
+    fake_provider.signature_scheme = FakeHmac()
     body = json.dumps(trigger("s-1")).encode()
     good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert fx.post(body, secret=None, HTTP_X_FAKE_SIGNATURE=good).status_code == 202

@@ -65,7 +65,7 @@ def test_registered_with_metadata():
     assert cls.name == "Tactical RMM" and cls.requires_base_url
     assert {s.fields for s in cls.credential_sets} == {("api_key",), ("username", "password")}
     assert cls.default_poll_interval_minutes == 15 and cls.poll_interval_bounds == (5, 60)
-    assert cls.severity_map_doc == {"info": "info", "warning": "medium", "error": "high"}
+    assert dict(cls.severity_map.table) == {"info": "info", "warning": "medium", "error": "high"}
 
 
 def test_inspect_normal_body(provider):
@@ -175,6 +175,14 @@ def test_validate_credentials_refuses_private_base_url(provider, settings):
 
 
 def test_validate_settings(provider):
-    assert provider.validate_settings({"sync_software": False, "agent_api": "beta"}) == {}
-    errors = provider.validate_settings({"sync_software": "yes", "agent_api": "v3"})
-    assert set(errors) == {"settings.sync_software", "settings.agent_api"}
+    from integrations import settings_schema
+
+    stored, errors = settings_schema.validate(provider, {"sync_software": False, "agent_api": "beta"}, {})
+    assert errors == {} and stored == {"sync_software": False, "agent_api": "beta"}
+    _, errors = settings_schema.validate(provider, {"sync_software": "maybe", "agent_api": "v3", "typo": 1}, {})
+    assert set(errors) == {"settings.sync_software", "settings.agent_api", "settings.typo"}
+    # Omitted keys keep their stored value; null goes back to the default.
+    stored, errors = settings_schema.validate(provider, {"agent_api": None}, {"agent_api": "beta", "sync_software": False})
+    assert errors == {} and stored == {"sync_software": False}
+    assert settings_schema.options(type(provider), stored) == {"sync_software": False, "sync_remote_access": True,
+                                                               "agent_api": "auto"}

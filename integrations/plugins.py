@@ -1,0 +1,48 @@
+"""The provider app base class: every provider is a Django app declaring its extension points here.
+
+A provider app's ``apps.py``::
+
+    class LevelConfig(ProviderAppConfig):
+        name = "integrations.level"
+        label = "integrations_level"
+        provider = "integrations.level.provider.LevelProvider"
+        web_urls = "integrations.level.urls"    # optional: mounted at /integrations/level/
+        api_urls = "integrations.level.api"     # optional: mounted at /api/v1/integrations/level/
+
+``ready()`` registers the provider class; the framework mounts the declared URL modules
+(``integrations.urls`` and ``integrations.api.urls``), so nothing is found by ``getattr``. The
+provider class itself declares its settings, signature scheme, secret headers, job kinds and
+panel cards (integrations.base.Provider).
+"""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import import_string
+
+from . import registry
+
+
+class ProviderAppConfig(AppConfig):
+    # Django picks the one AppConfig of an app's apps.py by itself, but counts this imported base as a
+    # second candidate: the base says it is not a default, and each subclass says it is.
+    default = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "default" not in cls.__dict__:
+            cls.default = True
+
+    # Dotted path of the Provider subclass this app contributes.
+    provider: str = ""
+    # Dotted path of a module with ``urlpatterns``: web routes under /integrations/<slug>/.
+    web_urls: str | None = None
+    # Dotted path of a module with ``urlpatterns``: API routes under /api/v1/integrations/<slug>/.
+    api_urls: str | None = None
+
+    def ready(self) -> None:
+        if not self.provider:
+            raise TypeError(f"{type(self).__name__} must name its provider class")
+        provider_cls = import_string(self.provider)
+        if not registry.is_registered(provider_cls.slug):
+            registry.register(provider_cls, app=self)
