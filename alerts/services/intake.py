@@ -16,14 +16,12 @@ import hmac
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -33,6 +31,7 @@ from psa.text import clean
 from integrations.base import WebhookRequest
 from integrations.errors import WebhookParseError
 from integrations.models import Integration
+from integrations.ratelimit import redis_client as _redis_client
 from integrations.registry import get_provider_class, is_registered
 from psa.tenancy import tenant_context
 
@@ -202,22 +201,6 @@ def _add_to_shared(key: str, delta: int) -> int:
         return int(total)
     cache.add(key, 0, timeout=120)
     return cache.incr(key, delta)
-
-
-_redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _redis_client():
-    """The Redis client behind Django's RedisCache (one per cache backend instance, over
-    its connection pool), or None for any other backend (local memory in development)."""
-    backend = caches[DEFAULT_CACHE_ALIAS]
-    if not isinstance(backend, RedisCache):
-        return None
-    inner = backend._cache
-    client = _redis_clients.get(inner)
-    if client is None:  # building a redis.Redis costs more than the round trip itself
-        client = _redis_clients[inner] = inner.get_client(None, write=True)
-    return client
 
 
 def _touch(integration: Integration) -> None:
