@@ -149,3 +149,151 @@ class DirectoryChange:
     # record): its empty fields mean "not sent", so apply only the non-empty ones.
     partial: bool = False
     occurred_at: dt.datetime | None = None
+
+
+@dataclass
+class RemediationRecord:
+    """One remediation step of a security incident (Huntress: assisted, manual or containment)."""
+
+    external_id: str
+    type: str = ""
+    action: str = ""
+    status: str = ""  # the provider's word (unapproved, approved, completed, failed, cancelled)
+    approved_at: dt.datetime | None = None
+    approved_by_name: str = ""
+    approved_by_email: str = ""
+    completed_at: dt.datetime | None = None
+    parameters: list[str] = field(default_factory=list)  # rendered "name: description"
+
+
+@dataclass
+class IncidentRecord:
+    """A security incident report (Huntress), for the provider-agnostic incident router.
+
+    ``partial``: built from a webhook payload alone (the full report could not be fetched); its
+    empty values ("" / None) mean "not sent", never "cleared": apply only what is set.
+    ``remediations`` None means "not in this payload" (a webhook); [] means "none".
+    """
+
+    provider: str
+    external_id: str
+    organization_external_id: str | None = None
+    organization_name: str = ""
+    agent_external_id: str | None = None
+    host_name: str = ""
+    host_serial: str = ""
+    status: str = ""  # the provider's word; "" when not reported
+    is_closed: bool = False
+    severity: str = ""  # ours (SEVERITIES); "" when not reported
+    provider_severity: str = ""
+    subject: str = ""
+    summary: str = ""
+    body_text: str = ""
+    platform: str = ""
+    indicator_types: list[str] | None = None
+    indicator_counts: dict[str, int] = field(default_factory=dict)
+    remediations: list[RemediationRecord] | None = None
+    # How many remediations the provider has (may exceed len(remediations) when it sent only some).
+    remediations_total: int | None = None
+    url: str = ""  # the report in the provider's portal
+    api_url: str = ""
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    status_updated_at: dt.datetime | None = None
+    partial: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def state(self) -> dict[str, Any]:
+        """What a change is judged on (severity, status, remediation statuses), known values only:
+        a poll and a webhook that saw the same change give equal states."""
+        out: dict[str, Any] = {}
+        if self.severity:
+            out["severity"] = self.severity
+        if self.status:
+            out["status"] = self.status
+        if self.status or not self.partial:
+            out["is_closed"] = self.is_closed
+        if self.remediations is not None:
+            out["remediations"] = {r.external_id: r.status for r in self.remediations}
+        return out
+
+
+@dataclass
+class EscalationRecord:
+    """A provider escalation (Huntress: the SOC asks the partner for a decision); stored and shown."""
+
+    provider: str
+    external_id: str
+    status: str = ""  # the provider's word (open, sent, resolved)
+    is_closed: bool = False
+    severity: str = ""  # ours; "" when not reported
+    provider_severity: str = ""
+    subject: str = ""
+    type: str = ""
+    subtype: str = ""
+    message: str = ""
+    organizations: list[ExternalOrg] = field(default_factory=list)
+    url: str = ""
+    api_url: str = ""
+    event_type: str = ""  # the webhook's event (created, closed, overdue) when it came from one
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+    partial: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IncidentResolution:
+    """The answer to "resolve this incident in the provider" (write-back), fit for a ticket note.
+
+    ``code``: "resolved"; "read_only_key" (403); "remediations_pending" (409); "not_sent" (422);
+    "not_found" (404). Transient failures raise (integrations.errors) so the caller retries.
+    """
+
+    ok: bool
+    code: str
+    message: str
+    status: str = ""  # the provider's status afterwards (resolved or closed) when ok
+    http_status: int | None = None
+    incident: IncidentRecord | None = None
+
+
+class WatermarkPass:
+    """One polling pass over records sorted newest change first, down to a watermark.
+
+    Iterate it; ``watermark`` is the new watermark (the newest ``updated_at`` seen, never older than
+    the old one) once the iteration has run to its end, and None before that or after a failure.
+    Store it only when your own handling of every record succeeded too.
+    """
+
+    def __init__(self, records: Any, since: dt.datetime | None = None):
+        self._records = iter(records)
+        self.since = since
+        self.complete = False
+        self.count = 0
+        self._newest: dt.datetime | None = None
+
+    def __iter__(self) -> WatermarkPass:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            record = next(self._records)
+        except StopIteration:
+            self.complete = True
+            raise
+        self.count += 1
+        updated = getattr(record, "updated_at", None)
+        if updated is not None and (self._newest is None or updated > self._newest):
+            self._newest = updated
+        return record
+
+    @property
+    def watermark(self) -> dt.datetime | None:
+        if not self.complete:
+            return None
+        candidates = [d for d in (self._newest, self.since) if d is not None]
+        return max(candidates) if candidates else None
