@@ -7,6 +7,10 @@ What it guarantees, so providers do not each re-invent it:
 - transport-level retries for connection failures only; 429 and 5xx are retried with
   exponential backoff and jitter through tenacity, honouring ``Retry-After``
   (``settings.PSA_HTTP_RETRIES`` retries; waits are configurable so tests stay fast);
+- an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, or one the caller marks
+  ``idempotent=True``) that dies on the connection before any answer (a kept-alive connection
+  the server closed without saying so) is sent once more on a fresh connection; POST and PATCH
+  are not, since the server may have acted on them;
 - failures mapped to :mod:`integrations.errors` the UI can explain (401, 403, 404, 429,
   5xx / connection / timeout / DNS, HTML or invalid JSON);
 - an SSRF guard: only http/https, and the host is resolved and refused when any of
@@ -222,8 +226,25 @@ class GuardedTransport(httpx.HTTPTransport):
         pool = self._pool
         pool._network_backend = _GuardedBackend(pool._network_backend)
 
+    def close_idle_connections(self) -> None:
+        """Close the pool's idle keep-alive connections (the pool drops closed ones on its next request).
+
+        After one pooled connection turned out dead, its idle siblings likely sat as long and were
+        closed by the same server timeout: a replayed request must dial afresh, not try them.
+        """
+        for connection in self._pool.connections:
+            if connection.is_idle():
+                connection.close()
+
 
 # -- retries -----------------------------------------------------------------------------
+# Safe to send twice (RFC 9110 9.2.2); a caller may mark any other request idempotent.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# How a request on a kept-alive connection the server silently closed fails, before any answer:
+# "Server disconnected without sending a response", a reset on read, or a broken pipe on write.
+_DEAD_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 class _RetryableStatus(Exception):
     def __init__(self, response: httpx.Response):
         super().__init__(f"HTTP {response.status_code}")
@@ -318,13 +339,14 @@ class ProviderHTTP:
         self.html_hint = html_hint
         retries = int(_setting("PSA_HTTP_RETRIES", 3))
         self.retries = retries
+        self._transport = transport or GuardedTransport(retries=retries)
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Accept": "application/json", "User-Agent": "psa-integrations/1", **(headers or {})},
             auth=auth,
             timeout=timeout if timeout is not None else default_timeout(),
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=5, keepalive_expiry=30.0),
-            transport=transport or GuardedTransport(retries=retries),
+            transport=self._transport,
             follow_redirects=False,
             trust_env=False,
             event_hooks={"request": [self._log_request], "response": [self._log_response]},
@@ -356,10 +378,24 @@ class ProviderHTTP:
         else:
             self._client.headers[name] = value
 
-    def _send_once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        where = _url_for_message(self._client.base_url.join(url))
+    def _request(self, method: str, url: str, replay: bool, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._client.request(method, url, **kwargs)
+            return self._client.request(method, url, **kwargs)
+        except _DEAD_CONNECTION_ERRORS as exc:
+            if not replay:
+                raise  # the server may have received and acted on it: never send it twice
+            logger.info("%s %s: %s on a kept-alive connection; sending it once more on a fresh one",
+                        method, redact_url(self._client.base_url.join(url)), type(exc).__name__)
+            close_idle = getattr(self._transport, "close_idle_connections", None)
+            if close_idle is not None:
+                close_idle()
+            return self._client.request(method, url, **kwargs)
+
+    def _send_once(self, method: str, url: str, idempotent: bool | None, **kwargs: Any) -> httpx.Response:
+        where = _url_for_message(self._client.base_url.join(url))
+        replay = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        try:
+            response = self._request(method, url, replay, **kwargs)
         except ProviderError:
             raise  # BlockedURL from the guarded backend
         except httpx.TimeoutException as exc:
@@ -376,8 +412,12 @@ class ProviderHTTP:
             raise _RetryableStatus(response)
         return response
 
-    def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send with retries; returns the final response for any status below 500 except 429."""
+    def send(self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """Send with retries; returns the final response for any status below 500 except 429.
+
+        ``idempotent`` (default: by method) allows sending the request again when its connection dies
+        before any answer; mark a POST that is safe to repeat (a search, a lookup) ``idempotent=True``.
+        """
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1) | _stop_on_long_retry_after,
             wait=_Wait(),
@@ -388,13 +428,15 @@ class ProviderHTTP:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send_once(method, url, **kwargs)
+                    return self._send_once(method, url, idempotent, **kwargs)
         except _RetryableStatus as exc:
             return exc.response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def request(self, method: str, url: str, *, ok_404: bool = False, **kwargs: Any) -> Any:
-        response = self.send(method, url, **kwargs)
+    def request(
+        self, method: str, url: str, *, ok_404: bool = False, idempotent: bool | None = None, **kwargs: Any
+    ) -> Any:
+        response = self.send(method, url, idempotent=idempotent, **kwargs)
         self.raise_for_status(response, ok_404=ok_404)
         if ok_404 and response.status_code == 404:
             return None
