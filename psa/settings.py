@@ -12,6 +12,9 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (kept for beat schedule readers)
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from psa import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("psa.settings")
@@ -57,6 +60,8 @@ INSTALLED_APPS = [
     "integrations.generic",
     "integrations.tactical",
 ]
+# More provider apps (a provider packaged on its own): PSA_PLUGINS=acme_rmm,other_rmm
+INSTALLED_APPS += env_list("PSA_PLUGINS")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -126,7 +131,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker that is down must not hang the webhook: fail fast, the sweeper re-enqueues.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "socket_timeout": 2, "socket_connect_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+# Declared, so a plain `celery -A psa worker` consumes every queue (`-Q intake` still narrows it);
+# without this list a worker started with no -Q listened on "default" only and webhooks sat in
+# "intake" forever. Same exchange/routing key as Celery's auto-created queues, so existing
+# bindings and messages stay valid.
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in queues.QUEUES)
 CELERY_TASK_ROUTES = {
     "alerts.*": {"queue": "intake"},
     "integrations.sync.*": {"queue": "sync"},
@@ -137,6 +147,8 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
     "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 60.0},
     "alerts-reevaluate-maintenance": {"task": "alerts.reevaluate_ended_windows", "schedule": 60.0},
+    # A tiny task to each queue every minute: the RMM tab warns about a queue nobody consumes.
+    **queues.beat_schedule(),
 }
 
 # --- Cache (used for throttles and locks) ----------------------------------------

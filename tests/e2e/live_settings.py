@@ -9,8 +9,8 @@ in seconds instead of the production minutes:
 
 import os
 
-from psa.settings import *
-from psa.settings import CELERY_BROKER_TRANSPORT_OPTIONS
+from tests.settings import *  # noqa: F403
+from tests.settings import CELERY_BROKER_TRANSPORT_OPTIONS
 
 PSA_INBOUND_LEASE_SECONDS = int(os.environ.get("PSA_E2E_LEASE_SECONDS", "6"))
 PSA_INBOUND_SWEEP_AFTER_SECONDS = int(os.environ.get("PSA_E2E_SWEEP_AFTER_SECONDS", "5"))
