@@ -150,7 +150,8 @@ class LevelProvider(Provider):
                     yield record
 
     def _cache_key(self, device_id: str) -> str:
-        return f"level:device-group:{self.integration.pk}:{device_id}"
+        # The webhook key is random per integration row: a recreated database never reads stale entries.
+        return f"level:device-group:{self.integration.webhook_key or self.integration.pk}:{device_id}"
 
     def _remember(self, device_id: str, group_id: str | None) -> None:
         self._groups[device_id] = group_id
