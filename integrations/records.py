@@ -96,6 +96,9 @@ class NormalizedAlert:
     organization_parent_external_id: str | None = None
     occurred_at: dt.datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # An UPDATED event that carries a note (e.g. NinjaOne ACKNOWLEDGED): add it to the alert's ticket,
+    # leave the alert's state and severity alone.
+    note: str = ""
 
 
 @dataclass
@@ -213,7 +216,8 @@ class IncidentRecord:
             out["severity"] = self.severity
         if self.status:
             out["status"] = self.status
-        if self.status or not self.partial:
+        # A partial record without a status knows it closed (its event said so), never that it is open.
+        if self.status or not self.partial or self.is_closed:
             out["is_closed"] = self.is_closed
         if self.remediations is not None:
             out["remediations"] = {r.external_id: r.status for r in self.remediations}
