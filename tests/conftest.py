@@ -33,6 +33,16 @@ def _celery_eager():
     celery_app.conf.task_always_eager = old
 
 
+@pytest.fixture
+def fast(settings, monkeypatch):
+    """Provider HTTP without waiting: one retry, no backoff, retry sleeps skipped."""
+    from integrations import http as phttp
+
+    settings.PSA_HTTP_RETRIES = 1
+    settings.PSA_HTTP_BACKOFF = 0.0
+    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+
+
 @pytest.fixture(autouse=True)
 def _reset_tenant_context():
     token = _current_tenant.set(None)

@@ -13,22 +13,15 @@ import json
 from dataclasses import dataclass
 
 from django.test import Client as HttpClient
-from django.test import TestCase
 
 from integrations.models import ExternalOrganization, Integration
 from psa.models import Client
 from psa.tenancy import tenant_context
+from tests.helpers import committed
 from tickets.models import Ticket
 
 _n = itertools.count(1)
 SECRET = "test-webhook-secret-0123456789"
-
-
-def committed():
-    """Run on_commit callbacks (enqueue, notifications, the ticket-closed signal) at the end of the
-    block, as a real commit would, in tests that run inside one transaction. In autocommit mode
-    (transactional tests, threads) callbacks already run immediately and this is a no-op."""
-    return TestCase.captureOnCommitCallbacks(execute=True)
 
 
 @dataclass

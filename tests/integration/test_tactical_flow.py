@@ -14,25 +14,15 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client as HttpClient
-from django.test import TestCase
 
-from integrations import http as phttp
+from tests.helpers import committed, ok
 from tests.simulators.tactical import TacticalSimulator, render_webhook
 
 API = "/api/v1"
 T = f"{API}/integrations/tactical"
 
 
-def committed():
-    """Run on_commit work (job and event tasks, the ticket-closed signal) as a real commit would."""
-    return TestCase.captureOnCommitCallbacks(execute=True)
-
-
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 1
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")
 
 
 @pytest.fixture
@@ -46,12 +36,6 @@ def sim():
         s.software[s.front.agent_id] = [{"name": "7-Zip", "version": "19.00", "publisher": "Igor Pavlov",
                                          "install_date": "2019-06-09 00:00:00 +0000 UTC", "size": "5.2 MB"}]
         yield s
-
-
-def ok(response, *codes):
-    expected = codes or (200,)
-    assert response.status_code in expected, f"{response.status_code}: {response.content[:500]!r}"
-    return response.json() if response.content else None
 
 
 def run_job(api, path):

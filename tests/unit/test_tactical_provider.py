@@ -8,7 +8,6 @@ import httpx
 import pytest
 import respx
 
-from integrations import http as phttp
 from integrations.base import WebhookRequest
 from integrations.errors import AuthFailed, Unavailable, WebhookParseError
 from integrations.models import Integration
@@ -28,10 +27,7 @@ BROKEN = json.dumps(
 ).encode()
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 1
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")
 
 
 @pytest.fixture

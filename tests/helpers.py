@@ -1,0 +1,21 @@
+"""Plain helpers shared by the test modules (fixtures live in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import TestCase
+
+
+def committed():
+    """Run on_commit callbacks (enqueue, jobs, notifications, the ticket-closed signal) at the end of
+    the block, as a real commit would, in tests that run inside one transaction. In autocommit mode
+    (transactional tests, threads) callbacks already run immediately and this is a no-op."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def ok(response, *codes: int) -> Any:
+    """Assert the status (200 by default) of a Django test or httpx response; return its JSON body."""
+    expected = codes or (200,)
+    assert response.status_code in expected, f"{response.status_code}: {response.content[:500]!r}"
+    return response.json() if response.content else None
