@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from django.core.cache import cache
 
 from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
-from integrations.coerce import boolean, str_id
+from integrations.coerce import boolean, chunks, str_id
 from integrations.errors import (
     AuthFailed,
     BadResponse,
@@ -36,12 +36,14 @@ from integrations.records import (
 )
 
 from . import normalize, signature, webhook
-from .client import ACCESS_READ_ONLY, ACCESS_READ_WRITE, LevelClient, ResolveOutcome
+from .client import ACCESS_READ_ONLY, ACCESS_READ_WRITE, DEFAULT_BASE_URL, LevelClient, ResolveOutcome
 
 log = logging.getLogger("integrations.level")
 
 # device id -> group id, shared by workers (alerts carry no group; devices rarely move).
 GROUP_CACHE_SECONDS = 15 * 60
+# Above this many devices of unknown group, one device listing replaces the lookups one by one.
+BULK_LOOKUP_MIN = 20
 ACCESS_WORDS = {ACCESS_READ_WRITE: "read and write", ACCESS_READ_ONLY: "read-only"}
 
 
@@ -102,7 +104,7 @@ class LevelProvider(Provider):
 
     # -- connection test -----------------------------------------------------------------
     def test_connection(self) -> ConnectionResult:
-        where = self.integration.base_url or "Level"
+        where = self.integration.base_url or DEFAULT_BASE_URL
         try:
             groups = sum(1 for _ in self.client.groups())
         except AuthFailed as exc:
@@ -115,9 +117,11 @@ class LevelProvider(Provider):
         except RateLimited as exc:
             wait = f" in {int(exc.retry_after)} seconds" if exc.retry_after else " later"
             return _failed("rate_limited", f"Level is rate limiting this key (429): try again{wait}.")
-        except (Unavailable, BadResponse, NotFound) as exc:
-            return _failed("unavailable", f"Level is down or unreachable at {where}: {exc} Try again later; if it "
-                                          "persists, check the base URL (empty means Level's own API).")
+        except Unavailable as exc:
+            return _failed("unavailable", f"Level is down or unreachable: {exc} Try again later.")
+        except (BadResponse, NotFound) as exc:
+            return _failed("wrong_url", f"{where} is not Level's API: {exc} Leave the base URL empty to use "
+                                        f"Level's own API ({DEFAULT_BASE_URL}).")
         except BlockedURL as exc:
             return _failed(exc.code, str(exc))
         probe = self.client.probe_access()
@@ -141,13 +145,9 @@ class LevelProvider(Provider):
         if not wanted:
             return
         for page in self.client.device_pages():
-            for row in page:
-                record = normalize.device(row)
-                if record is None:
-                    continue
-                self._remember(record.external_id, record.organization_external_id or None)
-                if record.organization_external_id in wanted:
-                    yield record
+            records = [r for r in (normalize.device(row) for row in page) if r is not None]
+            self._remember_many({r.external_id: r.organization_external_id or None for r in records})
+            yield from (r for r in records if r.organization_external_id in wanted)
 
     def _cache_key(self, device_id: str) -> str:
         # The webhook key is random per integration row: a recreated database never reads stale entries.
@@ -160,19 +160,43 @@ class LevelProvider(Provider):
         else:
             cache.delete(self._cache_key(device_id))
 
-    def group_of_device(self, device_id: str) -> str | None:
-        """The device's group: synced assets (the framework's resolver), the cache, then Level."""
+    def _remember_many(self, groups: dict[str, str | None]) -> None:
+        """A page of devices at once (one cache round trip, not one per device)."""
+        self._groups.update(groups)
+        known = {self._cache_key(d): g for d, g in groups.items() if g}
+        if known:
+            cache.set_many(known, GROUP_CACHE_SECONDS)
+
+    def _known_group(self, device_id: str) -> bool:
+        """Fill the instance cache from what is known without asking Level; True when found."""
         if device_id in self._groups:
-            return self._groups[device_id]
+            return True
         group_id = self.group_resolver(device_id) if self.group_resolver is not None else None
         group_id = group_id or cache.get(self._cache_key(device_id))
         if group_id is None:
+            return False
+        self._groups[device_id] = group_id
+        return True
+
+    def group_of_device(self, device_id: str) -> str | None:
+        """The device's group: synced assets (the framework's resolver), the cache, then Level."""
+        if not self._known_group(device_id):
             found = self.client.device(device_id, inventory=False)
-            group_id = str_id((found or {}).get("group_id"))
             if found is None:
                 log.info("level device %s not found while resolving its group", device_id)
-        self._remember(device_id, group_id)
-        return group_id
+            self._remember(device_id, str_id((found or {}).get("group_id")))
+        return self._groups[device_id]
+
+    def _prime_groups(self, device_ids: set[str]) -> None:
+        """Many devices of unknown group (a first poll before any device sync): one listing of every
+        device costs fewer calls than one lookup each."""
+        unknown = {d for d in device_ids if not self._known_group(d)}
+        if len(unknown) <= BULK_LOOKUP_MIN:
+            return
+        for batch in chunks(self.client.device_groups(), 500):
+            self._remember_many(dict(batch))
+        for device_id in unknown - set(self._groups):
+            self._groups[device_id] = None  # not listed: gone from Level
 
     # -- webhooks ------------------------------------------------------------------------
     def verify_webhook_signature(self, request: WebhookRequest, secret: str) -> bool | None:
@@ -240,15 +264,17 @@ class LevelProvider(Provider):
     # -- polling and reset ---------------------------------------------------------------
     def poll_alerts(self, cursor: str | None = None) -> PollResult:
         """Level's complete active set (every page of ``status=active``)."""
+        rows = [
+            row for page in self.client.alert_pages(status="active") for row in page
+            if boolean(row.get("is_resolved")) is not True  # belt and braces: the filter excludes them
+        ]
+        self._prime_groups({d for d in (str_id(row.get("device_id")) for row in rows) if d})
         active = []
-        for page in self.client.alert_pages(status="active"):
-            for row in page:
-                if boolean(row.get("is_resolved")) is True:
-                    continue  # belt and braces: the filter already excludes them
-                alert = normalize.alert(row, event=AlertEventKind.TRIGGERED, group_of_device=self.group_of_device,
-                                        overrides=self.severity_overrides)
-                if alert is not None:
-                    active.append(alert)
+        for row in rows:
+            alert = normalize.alert(row, event=AlertEventKind.TRIGGERED, group_of_device=self.group_of_device,
+                                    overrides=self.severity_overrides)
+            if alert is not None:
+                active.append(alert)
         return PollResult(active=active, complete=True)
 
     def reconciles(self, external_id: str) -> bool:

@@ -90,7 +90,8 @@ def test_validate_settings(provider):
         (httpx.Response(403, json={"error": "Forbidden"}), "no_access", "no access"),
         (httpx.Response(503), "unavailable", "down or unreachable"),
         (httpx.ConnectError("connection refused"), "unavailable", "down or unreachable"),
-        (httpx.Response(200, text="<html></html>", headers={"content-type": "text/html"}), "unavailable", "HTML"),
+        (httpx.Response(200, text="<html></html>", headers={"content-type": "text/html"}), "wrong_url", "HTML"),
+        (httpx.Response(404, json={"error": "Not found"}), "wrong_url", "Leave the base URL empty"),
         (httpx.Response(429, headers={"Retry-After": "30"}), "rate_limited", "in 30 seconds"),
     ],
 )
@@ -234,6 +235,28 @@ def test_poll_is_the_complete_active_set(provider, mock):
     assert [(a.external_id, a.organization_external_id, a.event) for a in result.active] == [
         ("A1", "G1", "triggered"), ("A2", "G2", "triggered")]
     assert route.calls[0].request.url.params["status"] == "active"
+
+
+def test_poll_with_many_unknown_devices_lists_devices_once_instead_of_one_lookup_each(provider, mock):
+    rows = [{**ALERT, "id": f"A{i}", "device_id": f"D{i}"} for i in range(30)]
+    mock.get("/alerts").mock(return_value=httpx.Response(200, json={"data": rows, "has_more": False}))
+    listing = mock.get("/devices").mock(return_value=httpx.Response(200, json={
+        "data": [{"id": f"D{i}", "group_id": f"G{i % 3}"} for i in range(1, 30)], "has_more": False}))
+    one = mock.get(url__regex=r".*/devices/.+").mock(return_value=httpx.Response(500))
+    result = provider.poll_alerts()
+    assert listing.call_count == 1 and not one.called
+    assert "include_operating_system" not in listing.calls.last.request.url.params  # ids and groups only
+    groups = {a.external_id: a.organization_external_id for a in result.active}
+    assert groups["A1"] == "G1" and groups["A5"] == "G2"
+    assert groups["A0"] is None  # not listed: gone from Level
+
+
+def test_poll_with_few_unknown_devices_looks_them_up(provider, mock):
+    mock.get("/alerts").mock(return_value=httpx.Response(200, json={"data": [ALERT], "has_more": False}))
+    listing = mock.get("/devices").mock(return_value=httpx.Response(500))
+    one = mock.get("/devices/D1").mock(return_value=httpx.Response(200, json={"id": "D1", "group_id": "G1"}))
+    assert provider.poll_alerts().active[0].organization_external_id == "G1"
+    assert one.call_count == 1 and not listing.called
 
 
 def test_poll_failure_is_an_error_not_a_partial_snapshot(provider, mock):
