@@ -1,15 +1,8 @@
-from django.apps import AppConfig
+from integrations.plugins import ProviderAppConfig
 
 
-class LevelConfig(AppConfig):
+class LevelConfig(ProviderAppConfig):
     name = "integrations.level"
     label = "integrations_level"
     verbose_name = "Level"
-
-    def ready(self) -> None:
-        from integrations.registry import is_registered, register
-
-        from .provider import LevelProvider
-
-        if not is_registered(LevelProvider.slug):
-            register(LevelProvider)
+    provider = "integrations.level.provider.LevelProvider"

@@ -10,7 +10,14 @@ from typing import Any, ClassVar
 
 from django.core.cache import cache
 
-from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
+from integrations.base import (
+    Capabilities,
+    CredentialField,
+    CredentialSet,
+    Provider,
+    SettingField,
+    WebhookRequest,
+)
 from integrations.coerce import boolean, chunks, str_id
 from integrations.errors import (
     AuthFailed,
@@ -65,6 +72,11 @@ class LevelProvider(Provider):
     severity_map = normalize.SEVERITY_MAP
     severity_map_doc: ClassVar[dict[str, str]] = dict(normalize.SEVERITY_MAP.table)
     signature_scheme = signature.LevelSignatureScheme()
+    settings_fields = (
+        SettingField("severity_map", "Severity map", "map", default={}, in_form=False,
+                     help_text="Level severity -> ours, overriding the default table (information -> info, "
+                               "warning -> medium, critical -> high, emergency -> critical)."),
+    )
 
     def __init__(self, integration):
         super().__init__(integration)
@@ -76,14 +88,12 @@ class LevelProvider(Provider):
     # -- settings ------------------------------------------------------------------------
     @property
     def severity_overrides(self) -> dict[str, str] | None:
-        value = self.settings.get("severity_map")
-        return value if isinstance(value, dict) else None
+        value = self.options.get("severity_map")
+        return value if isinstance(value, dict) and value else None
 
-    def validate_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
+    def clean_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
         errors = normalize.SEVERITY_MAP.validate_overrides(settings.get("severity_map"))
         return {"settings.severity_map": errors} if errors else {}
-
-    clean_settings = validate_settings
 
     def stored_access(self) -> str | None:
         """What the last connection test learned about the key (phase 2 decides where it lives)."""

@@ -13,6 +13,8 @@ import hmac
 import re
 from collections.abc import Mapping
 
+from integrations.base import SignatureScheme, WebhookRequest
+
 HEADER = "X-Level-Signature"
 PREFIX = "sha256="
 # 64 hex digits; upper case is tolerated (compared after lower-casing), anything else is malformed.
@@ -49,8 +51,8 @@ def header_of(headers: Mapping[str, str]) -> str | None:
     return value
 
 
-class LevelSignatureScheme:
-    """The scheme the provider declares (shaped like integrations.base.SignatureScheme).
+class LevelSignatureScheme(SignatureScheme):
+    """The scheme LevelProvider declares.
 
     ``verify`` answers None when the request carries no ``X-Level-Signature`` at all: that is the
     automation route, authenticated by the shared-secret header instead.
@@ -59,7 +61,7 @@ class LevelSignatureScheme:
     name = "level-hmac-sha256"
     headers = (HEADER,)
 
-    def verify(self, request, secret: str) -> bool | None:
+    def verify(self, request: WebhookRequest, secret: str) -> bool | None:
         value = header_of(request.headers)
         if value is None:
             return None

@@ -75,11 +75,15 @@ def test_declarations():
     assert caps.device_sync and caps.webhooks and caps.polling and caps.reset_on_close
 
 
-def test_validate_settings(provider):
-    assert provider.validate_settings({"severity_map": {"warning": "low"}}) == {}
-    assert provider.validate_settings({}) == {}
-    assert "settings.severity_map" in provider.validate_settings({"severity_map": {"warning": "urgent"}})
-    assert "settings.severity_map" in provider.validate_settings({"severity_map": ["x"]})
+def test_settings_validation(provider):
+    from integrations.settings_schema import validate
+
+    assert validate(provider, {"severity_map": {"warning": "low"}}, {}) == ({"severity_map": {"warning": "low"}}, {})
+    assert validate(provider, {}, {})[1] == {}
+    assert "settings.severity_map" in validate(provider, {"severity_map": {"warning": "urgent"}}, {})[1]
+    assert "settings.severity_map" in validate(provider, {"severity_map": {"severe": "low"}}, {})[1]
+    assert "settings.severity_map" in validate(provider, {"severity_map": ["x"]}, {})[1]
+    assert "settings.bogus" in validate(provider, {"bogus": 1}, {})[1]
 
 
 # -- connection test ----------------------------------------------------------------------------------
