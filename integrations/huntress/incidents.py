@@ -75,12 +75,11 @@ class HostIndex:
 
     def prefetch(self, agent_ids: Iterable[str | None]) -> None:
         missing = {a for a in agent_ids if a and a not in self.hosts}
-        if not missing or self.listed:
-            return
         total = self.orgs.agent_total
-        if total is not None and len(missing) > max(1, math.ceil(total / MAX_PAGE)):
+        if missing and not self.listed and total is not None and len(missing) > max(1, math.ceil(total / MAX_PAGE)):
             self._list_all()
-            return
+            missing -= self.hosts.keys()
+        # Still unknown (new since the list, or gone): one lookup each, remembered either way.
         for agent_id in missing:
             row = self.client.agent(agent_id)
             self.hosts[agent_id] = _host(row) if row else ("", "")

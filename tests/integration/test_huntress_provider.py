@@ -237,3 +237,22 @@ def test_other_events_give_no_incident(sim, provider):
     unknown = _request(sim, {"event_type": "platform_action.notification", "id": 1})
     assert provider.parse_webhook_incidents(unknown) == [] and provider.parse_webhook_escalations(unknown) == []
     assert provider.inspect_webhook(_request(sim, {"event_type": "new.kind"})).summary == "new.kind (not handled)"
+
+
+def test_app_config_names_the_provider():
+    from django.utils.module_loading import import_string
+
+    from integrations.huntress.apps import HuntressConfig
+
+    assert import_string(HuntressConfig.provider) is HuntressProvider
+    assert HuntressConfig.name == "integrations.huntress" and HuntressConfig.default is True
+
+
+def test_hosts_listed_once_for_many_agents_then_looked_up_when_new(sim, provider):
+    hosts = [sim.add_agent(sim.harbor["id"], f"PC-{i}")["id"] for i in range(6)]
+    for agent_id in hosts:
+        sim.add_incident(sim.harbor["id"], agent_id)
+    records = list(provider.iter_incidents(None))
+    assert {r.host_name for r in records} == {f"PC-{i}" for i in range(6)}
+    assert len(sim.calls_to("GET", "/v1/agents")) == 1  # one list instead of six lookups
+    assert not [c for c in sim.calls if c.path.startswith("/v1/agents/")]
