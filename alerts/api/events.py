@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from alerts.filtersets import InboundEventFilter
 from alerts.models import InboundEvent
 from alerts.services import events as svc
-from psa.text import body_text
 from integrations.registry import is_registered
 from psa.api.permissions import IsTenantAdmin
 from psa.api.serializers import TenantModelSerializer
 from psa.api.viewsets import TenantReadOnlyViewSet
+from psa.text import body_text
 
 BODY_SHOWN = 256 * 1024
 

@@ -27,13 +27,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from alerts.services import events
-from psa.text import clean
 from integrations.base import WebhookRequest
 from integrations.errors import WebhookParseError
 from integrations.models import Integration
 from integrations.ratelimit import redis_client as _redis_client
 from integrations.registry import get_provider_class, is_registered
 from psa.tenancy import tenant_context
+from psa.text import clean
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import dedup
-from psa.text import clean
 from integrations.errors import ProviderError
 from integrations.registry import get_provider_class
+from psa.text import clean
 from tickets.models import NoteKind, Ticket
 from tickets.services import add_note, human_touched, update_ticket
 

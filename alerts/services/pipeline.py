@@ -27,9 +27,9 @@ from alerts.services import cache as config_cache
 from alerts.services import dedup, lifecycle, notify, rowsql, ticketing
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
-from psa.text import clean, clean_json
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
 from psa.tenancy import tenant_context
+from psa.text import clean, clean_json
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from django.utils import timezone
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events, rowsql
 from alerts.services.pipeline import ingest_normalized
-from psa.text import clean
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
 from integrations.models import Integration
 from integrations.registry import get_provider
 from psa.tenancy import get_current_tenant_id
+from psa.text import clean
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from django.views.decorators.http import require_POST
 from alerts.filtersets import InboundEventFilter
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as events_svc
-from psa.text import body_text
 from integrations.crypto import CredentialDecryptError
 from integrations.models import Integration
 from integrations.web.access import (
@@ -25,6 +24,7 @@ from integrations.web.access import (
     panel_url,
     provider_class_or_404,
 )
+from psa.text import body_text
 
 PAGE = 25
 MAX_BODY_SHOWN = 64 * 1024

@@ -19,10 +19,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dateutil import parser as dateparser
-
-from integrations.errors import WebhookParseError
+from integrations import coerce
 from integrations.coerce import SeverityMap
+from integrations.errors import WebhookParseError
 from integrations.records import AlertEventKind, NormalizedAlert
 
 SLUG = "generic"
@@ -58,11 +57,6 @@ class GenericEvent:
         return f"{word}:{self.alert_id}"
 
 
-def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold NUL.
-    return text.replace("\x00", "")
-
-
 def _id(value: Any, field: str, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
@@ -70,7 +64,7 @@ def _id(value: Any, field: str, *, required: bool = False) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise WebhookParseError(f"'{field}' must be a string or an integer.")
-    text = _clean(str(value)).strip()
+    text = coerce.text(value)
     if not text:
         if required:
             raise WebhookParseError(f"'{field}' is required.")
@@ -85,8 +79,7 @@ def _text(value: Any, field: str, limit: int | None = None) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise WebhookParseError(f"'{field}' must be a string.")
-    text = _clean(str(value)).strip()
-    return text[:limit] if limit else text
+    return coerce.text(value, limit)
 
 
 def _object(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -109,21 +102,12 @@ def parse_occurred_at(value: Any) -> dt.datetime | None:
     """ISO 8601 (naive = UTC) or Unix seconds/milliseconds; None when absent."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise WebhookParseError("'occurred_at' must be an ISO 8601 timestamp.")
-    try:
-        if isinstance(value, (int, float)):
-            seconds = value / 1000 if value > 1e11 else value
-            return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-        if not isinstance(value, str):
-            raise WebhookParseError("'occurred_at' must be an ISO 8601 timestamp.")
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            parsed = dateparser.isoparse(value.strip())
-    except (ValueError, OverflowError, OSError):
-        raise WebhookParseError("'occurred_at' is not a valid ISO 8601 timestamp.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    parsed = coerce.any_datetime(value)
+    if parsed is None:
+        raise WebhookParseError("'occurred_at' is not a valid ISO 8601 timestamp.")
+    return parsed
 
 
 def read_event(body: bytes) -> GenericEvent:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations import coerce
 from integrations.coerce import SeverityMap
 from integrations.records import AlertEventKind, DeviceRecord, ExternalOrg, NormalizedAlert, SoftwareRecord
 
@@ -22,68 +22,43 @@ SLUG = "tactical"
 # Tactical's scale is info / warning / error (no "critical"), mapped onto ours:
 SEVERITIES = SeverityMap({"info": "info", "warning": "medium", "error": "high"}, default="medium")
 ALERT_TYPES = ("availability", "check", "task", "custom")
-NONE_STRINGS = {"", "none", "null", "undefined", "-"}
 MONITORING_TO_ASSET_TYPE = {"server": "server", "workstation": "workstation"}
 STATUSES = ("online", "offline", "overdue")
 # Default Agent.offline_time / overdue_time in minutes (Tactical agents/models.py).
 DEFAULT_OFFLINE_MINUTES = 4
 DEFAULT_OVERDUE_MINUTES = 30
-_DIGITS = re.compile(r"^\s*(\d{1,18})\s*$")
 
 
-# -- scalar helpers -------------------------------------------------------------------------
+# -- scalar helpers (the shared normalization kit, with Tactical's quirks) ---------------------
 def text(value: Any) -> str:
     """A string, with Tactical's rendered falsy values ("None", "null") as empty."""
-    if value is None or isinstance(value, (dict, list)):
-        return ""
-    result = str(value).replace("\x00", "").strip()
-    return "" if result.lower() in NONE_STRINGS else result
+    return coerce.text(value, none_strings=True)
 
 
-def int_id(value: Any) -> int | None:
-    """A positive integer id, else None (an unknown placeholder renders a hostname, not an id)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        match = _DIGITS.match(value)
-        return int(match.group(1)) if match else None
-    return None
+int_id = coerce.int_id
+
+# Tactical's own renderings besides ISO-8601 and epoch seconds: the old agent table, str(datetime) + "UTC".
+_TACTICAL_FORMATS = ("%b-%d-%Y - %H:%M", "%Y-%m-%d %H:%M:%S %z UTC", "%Y-%m-%d %H:%M:%S")
 
 
 def parse_dt(value: Any) -> dt.datetime | None:
-    """ISO-8601 (``Z``), Python ``str(datetime)``, epoch seconds, or Tactical's old table format."""
-    if value is None or isinstance(value, bool):
+    """ISO-8601 (``Z``), Python ``str(datetime)``, epoch seconds, or Tactical's old table format (UTC)."""
+    if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        try:
-            return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
+        return coerce.epoch_seconds(value)
     raw = text(value)
     if not raw:
         return None
-    candidate = raw.replace("Z", "+00:00").replace("z", "+00:00")
-    parsed: dt.datetime | None = None
-    try:
-        parsed = dt.datetime.fromisoformat(candidate)
-    except ValueError:
-        for fmt in ("%b-%d-%Y - %H:%M", "%Y-%m-%d %H:%M:%S %z UTC", "%Y-%m-%d %H:%M:%S"):
-            try:
-                parsed = dt.datetime.strptime(raw, fmt)
-                break
-            except ValueError:
-                continue
-        if parsed is None and _DIGITS.match(raw.split(".")[0]) and raw.replace(".", "", 1).isdigit():
-            return parse_dt(float(raw))
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)  # Tactical stores UTC
-    return parsed
+    if coerce.number(raw) is not None:
+        return coerce.epoch_seconds(raw)
+    for fmt in _TACTICAL_FORMATS:
+        try:
+            parsed = dt.datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return coerce.iso_datetime(raw)
 
 
 def severity(value: Any) -> str:

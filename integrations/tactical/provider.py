@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, SettingField, WebhookRequest
+from integrations.base import (
+    Capabilities,
+    CredentialField,
+    CredentialSet,
+    Provider,
+    SettingField,
+    WebhookRequest,
+)
 from integrations.errors import (
     AuthFailed,
     BadResponse,

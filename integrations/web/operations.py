@@ -30,6 +30,7 @@ from .cards import (
     render_card,
 )
 
+
 def _panel(slug: str):
     return redirect(panel_url(slug))
 

@@ -22,7 +22,13 @@ from integrations.base import (
 )
 from integrations.coerce import SeverityMap, str_id, text
 from integrations.errors import PermissionDenied, WebhookParseError
-from integrations.records import AlertEventKind, ConnectionResult, ExternalOrg, NormalizedAlert, WebhookEnvelope
+from integrations.records import (
+    AlertEventKind,
+    ConnectionResult,
+    ExternalOrg,
+    NormalizedAlert,
+    WebhookEnvelope,
+)
 from integrations.signatures import HmacSignature
 
 SLUG = "kit"
