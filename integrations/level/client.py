@@ -219,12 +219,14 @@ class LevelClient:
     def probe_access(self) -> AccessProbe:
         """Read-only or read/write key, without changing anything in Level.
 
-        Level has no endpoint describing a key, and its keys are either read-only or read-and-write
-        (no finer scopes). So we ask for the one write that cannot change anything: resolving an
-        alert id that cannot exist. A read-only key is refused before the alert is looked up (403);
-        a key allowed to write gets as far as the lookup (404, or 422 for an id it will not take).
-        Anything else (401 after a good read, 400, 405, 429, 5xx, a network error) proves nothing
-        and answers "unknown": the card then says it could not tell, never a wrong answer.
+        Level documents keys as read-only or read-and-write (Settings > API keys; no finer scopes)
+        but offers no endpoint describing a key. So we send the one write that cannot change
+        anything: resolving an alert id that cannot exist. APIs check a key's scope for the method
+        before loading the record, so a read-only key is refused (403) and a key allowed to write
+        gets as far as the lookup (404, or 422 for an id it will not take). Should Level ever look
+        the alert up first, a read-only key would also get 404 here: the first real resolve then
+        answers 403 and the provider records that (``LevelProvider.learned_access``). Anything else
+        (401 after a good read, 400, 405, 409, 429, 5xx, no answer) proves nothing: "unknown".
         """
         try:
             response = self.http.send("POST", f"/alerts/{PROBE_ALERT_ID}/resolve")

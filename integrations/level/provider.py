@@ -84,6 +84,9 @@ class LevelProvider(Provider):
         self._groups: dict[str, str | None] = {}
         # Set by the framework: device id -> group id from the synced assets (None: not known).
         self.group_resolver = None
+        # What a real resolve proved about the key (conclusive, unlike the connection test's probe):
+        # the framework may store it where the card reads the key's access.
+        self.learned_access: str | None = None
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -297,7 +300,12 @@ class LevelProvider(Provider):
             raise NotConfigured("This alert came through a Level automation, not a Level alert: there is nothing "
                                 "to resolve in Level. Its automation's resolve action (or the next trigger) "
                                 "updates it.")
-        outcome = self.client.resolve_alert(external_id)  # PermissionDenied: a read-only key
+        try:
+            outcome = self.client.resolve_alert(external_id)
+        except PermissionDenied:
+            self.learned_access = ACCESS_READ_ONLY
+            raise  # its message says how to give the key write access; the ticket gets it as a note
+        self.learned_access = ACCESS_READ_WRITE if outcome == ResolveOutcome.RESOLVED else self.learned_access
         if outcome == ResolveOutcome.NOT_FOUND:
             log.info("level alert %s already gone when resolving", external_id)
         elif outcome == ResolveOutcome.REFUSED:

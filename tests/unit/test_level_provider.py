@@ -279,14 +279,16 @@ def test_reconcile_scope_excludes_automation_alerts(provider):
 
 def test_reset_resolves_in_level(provider, mock):
     route = mock.post("/alerts/A1/resolve").mock(return_value=httpx.Response(200, json={**ALERT, "is_resolved": True}))
+    assert provider.learned_access is None
     provider.reset_alert("A1")
-    assert route.called
+    assert route.called and provider.learned_access == "read_write"
 
 
 def test_reset_with_a_read_only_key_says_what_to_do(provider, mock):
     mock.post("/alerts/A1/resolve").mock(return_value=httpx.Response(403, json={"error": "read-only"}))
     with pytest.raises(PermissionDenied, match="read-only.*Settings > API keys"):
         provider.reset_alert("A1")
+    assert provider.learned_access == "read_only"
 
 
 def test_reset_of_a_gone_or_already_resolved_alert_is_done(provider, mock):
@@ -295,6 +297,7 @@ def test_reset_of_a_gone_or_already_resolved_alert_is_done(provider, mock):
     mock.get("/alerts/A1").mock(return_value=httpx.Response(200, json={**ALERT, "is_resolved": True}))
     provider.reset_alert("gone")
     provider.reset_alert("A1")
+    assert provider.learned_access is None  # neither answer proves the key may write
 
 
 def test_reset_refused_while_still_active_is_an_error(provider, mock):
