@@ -15,6 +15,7 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from integrations.coerce import str_id
 from integrations.errors import BadResponse, NotFound, PermissionDenied, ProviderError
@@ -53,6 +54,11 @@ class ResolveOutcome:
     RESOLVED = "resolved"
     NOT_FOUND = "not_found"
     REFUSED = "refused"  # 422 (e.g. already resolved): the caller checks the alert
+
+
+def _seg(value: str) -> str:
+    """An id as one path segment: ids come from webhook bodies, so "/" or ".." must stay inside it."""
+    return quote(str(value), safe="")
 
 
 class LevelClient:
@@ -145,7 +151,7 @@ class LevelClient:
             yield from page
 
     def group(self, group_id: str) -> dict[str, Any] | None:
-        return self._one(f"/groups/{group_id}")
+        return self._one(f"/groups/{_seg(group_id)}")
 
     # -- devices -----------------------------------------------------------------------------
     def _device_params(self) -> dict[str, str]:
@@ -178,7 +184,7 @@ class LevelClient:
 
     def device(self, device_id: str, *, inventory: bool = True) -> dict[str, Any] | None:
         """One device (None when Level has no such device)."""
-        return self._one(f"/devices/{device_id}", self._device_params() if inventory else None)
+        return self._one(f"/devices/{_seg(device_id)}", self._device_params() if inventory else None)
 
     # -- alerts ------------------------------------------------------------------------------
     def alert_pages(self, *, status: str | None = "active",
@@ -197,11 +203,11 @@ class LevelClient:
             yield from page
 
     def alert(self, alert_id: str) -> dict[str, Any] | None:
-        return self._one(f"/alerts/{alert_id}")
+        return self._one(f"/alerts/{_seg(alert_id)}")
 
     def resolve_alert(self, alert_id: str) -> str:
         """``POST /alerts/{id}/resolve``: a ResolveOutcome; 403 raises PermissionDenied (read-only key)."""
-        response = self.http.send("POST", f"/alerts/{alert_id}/resolve")
+        response = self.http.send("POST", f"/alerts/{_seg(alert_id)}/resolve")
         if response.status_code == 404:
             return ResolveOutcome.NOT_FOUND
         if response.status_code == 422:

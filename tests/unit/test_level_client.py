@@ -269,3 +269,12 @@ def test_probe_id_cannot_be_a_real_alert():
     assert decoded.startswith("gid://level/Alert/")
     assert not decoded.rsplit("/", 1)[1].isdigit()
     assert PROBE_ALERT_ID.replace("-", "").replace("_", "").isalnum()  # safe in a path
+
+
+def test_ids_stay_one_path_segment(mock, client):
+    route = mock.get(url__regex=r".*/devices/\.\.%2Fgroups%3Fx%3D1$").mock(
+        return_value=httpx.Response(200, json={"id": "odd"}))
+    resolve = mock.post(url__regex=r".*/alerts/a%2Fb/resolve$").mock(return_value=httpx.Response(200, json={}))
+    assert client.device("../groups?x=1", inventory=False) == {"id": "odd"}
+    assert client.resolve_alert("a/b") == ResolveOutcome.RESOLVED
+    assert route.called and resolve.called
