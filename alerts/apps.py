@@ -1,5 +1,8 @@
 from django.apps import AppConfig
 
+from integrations import sinks
+from integrations.records import NormalizedAlert
+
 
 class AlertsConfig(AppConfig):
     name = "alerts"
@@ -10,3 +13,10 @@ class AlertsConfig(AppConfig):
         from alerts.services import cache
 
         cache.connect()  # the pipeline's per-process configuration cache follows model changes
+        sinks.register(NormalizedAlert, _ingest)
+
+
+def _ingest(integration, record, *, source: str, inbound_event=None) -> dict:
+    from alerts.services.pipeline import ingest_normalized
+
+    return ingest_normalized(integration, record, source=source, inbound_event=inbound_event).outcome

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events, rowsql
-from alerts.services.pipeline import ingest_normalized
+from integrations import sinks
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, RateLimited, Unavailable, WebhookParseError
 from integrations.models import Integration
@@ -53,6 +53,7 @@ ACTION_WORDS = {
     "resolved_ticket_closed": "resolved, ticket closed",
     "resolve_ignored": "resolve changed nothing",
     "resolved_unseen": "resolve for an alert never seen",
+    "unhandled": "no handler installed for this record",
 }
 
 
@@ -206,8 +207,8 @@ def process_event(event_id: int) -> dict | None:
     source = "replay" if replay else (event.source or "webhook")
     outcomes: list[dict] = []
     try:
-        for na in normalized:
-            outcomes.append(ingest_normalized(integration, na, source=source, inbound_event=event).outcome)
+        for record in normalized:
+            outcomes.append(sinks.deliver(integration, record, source=source, inbound_event=event))
     except TRANSIENT:
         _release(event_id, fence)
         raise
@@ -254,7 +255,7 @@ def build_result(outcomes: list[dict], *, replay: bool = False, envelope: str = 
             tickets.append(o["ticket"])
     rule = next((o["rule"] for o in outcomes if o.get("rule")), None)
     result = {
-        "alerts": [o["alert"] for o in outcomes],
+        "alerts": [o["alert"] for o in outcomes if o.get("alert")],
         "tickets": tickets,
         "rule": rule,
         "actions": [o["action"] for o in outcomes],

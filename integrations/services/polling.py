@@ -18,9 +18,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations import registry
+from integrations import registry, sinks
 from integrations.errors import AuthFailed, ReconnectRequired
 from integrations.models import Integration, IntegrationStatus, Job
+from integrations.records import NormalizedAlert
 from psa.tenancy import tenant_context
 
 from .config import clamp_interval
@@ -93,8 +94,11 @@ def release_poll(integration: Integration, token: dt.datetime) -> None:
 
 
 def run_poll(integration: Integration, job: Job | None = None, reporter: ProgressReporter | None = None) -> dict[str, Any]:
-    """Poll the provider once and feed every alert to the shared pipeline."""
-    from alerts.services.pipeline import ingest_normalized, reconcile  # lazy: alerts depends on us, not back
+    """Poll the provider once and hand every record to its sink (alerts to the shared pipeline).
+
+    ``result.active`` may be a list or a stream; the provider's new ``cursor`` (a watermark) is stored
+    only after a pass in which every record was handled."""
+    from alerts.services.pipeline import reconcile  # lazy: alerts depends on us, not back
 
     token = claim_poll(integration)
     if token is None:
@@ -108,25 +112,29 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
         requested_at = timezone.now()
         result = provider.poll_alerts(integration.poll_cursor or None)
         answered_at = timezone.now()
-        received = len(result.active)
-        if reporter:
-            reporter.set_total(received)
-        for alert in result.active:
+        if reporter and isinstance(result.active, list):
+            reporter.set_total(len(result.active))
+        alert_ids: set[str] = set()
+        for record in result.active:
+            received += 1
+            if isinstance(record, NormalizedAlert):
+                alert_ids.add(record.external_id)
             try:
-                ingest_normalized(integration, alert, source="poll")
+                sinks.deliver(integration, record, source="poll")
                 ingested += 1
-            except Exception:  # one bad alert must not drop the rest of the poll
+            except Exception:  # one bad record must not drop the rest of the poll
                 failed += 1
-                log.exception("poll of integration %s: alert %s could not be ingested", integration.pk,
-                              alert.external_id)
+                log.exception("poll of integration %s: %s %s could not be handled", integration.pk,
+                              type(record).__name__, getattr(record, "external_id", "?"))
             if reporter:
                 reporter.advance()
         if result.complete:
             # A provider's own snapshot stamp wins; a skewed provider clock cannot put it after its answer.
             as_of = min(result.as_of, answered_at) if result.as_of else requested_at
-            reconciled = reconcile(integration, {a.external_id for a in result.active}, as_of=as_of)
-        error = f"{failed} of {received} alerts could not be processed." if failed else ""
-        _record(integration, ok=not failed, error=error, cursor=result.cursor)
+            reconciled = reconcile(integration, alert_ids, as_of=as_of)
+        error = f"{failed} of {received} records could not be processed." if failed else ""
+        # A watermark moves only past records that were all handled: a failed one is read again next time.
+        _record(integration, ok=not failed, error=error, cursor=None if failed else result.cursor)
     except Exception as exc:
         _record(integration, ok=False, error=describe_error(exc), cursor=None)
         if isinstance(exc, (AuthFailed, ReconnectRequired)):

@@ -268,7 +268,7 @@ def test_worker_killed_between_alerts_then_rerun_processes_each_alert_once(fx, f
         ],
     )
     event = _stored_event(fx, trigger("ignored-by-patched-parser"))
-    real = processing.ingest_normalized
+    real = processing.sinks.deliver
     calls = []
 
     def dies_after_first(*args, **kwargs):
@@ -277,10 +277,10 @@ def test_worker_killed_between_alerts_then_rerun_processes_each_alert_once(fx, f
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(processing, "ingest_normalized", dies_after_first)
+    monkeypatch.setattr(processing.sinks, "deliver", dies_after_first)
     with tenant_context(fx.tenant), pytest.raises(WorkerKilled):
         processing.process_event(event.pk)
-    monkeypatch.setattr(processing, "ingest_normalized", real)
+    monkeypatch.setattr(processing.sinks, "deliver", real)
     event.refresh_from_db()
     assert event.status == "accepted" and event.claimed_at is not None
     assert len(fx.tickets()) == 1
