@@ -1,4 +1,5 @@
-"""Celery task base: tasks take ``tenant_id`` explicitly and run inside that tenant.
+"""Celery task base: tasks take ``tenant_id`` explicitly and run inside that tenant. Also the queue
+heartbeat (psa.queues) beat sends to every queue.
 
 Usage::
 
@@ -10,8 +11,9 @@ Arguments are ids only, never payloads or secrets.
 
 from __future__ import annotations
 
-from celery import Task
+from celery import Task, shared_task
 
+from psa.queues import HEARTBEAT_TASK, record_heartbeat
 from psa.tenancy import tenant_context
 
 
@@ -28,3 +30,9 @@ class TenantTask(Task):
             raise ValueError(f"{self.name} needs tenant_id")
         with tenant_context(int(tenant_id)):
             return super().__call__(*args, **kwargs)
+
+
+@shared_task(name=HEARTBEAT_TASK, acks_late=False, ignore_result=True)
+def queue_heartbeat(queue: str) -> None:
+    """Beat sends one to each queue every minute; the worker that takes it proves the queue is consumed."""
+    record_heartbeat(queue)

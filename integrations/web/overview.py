@@ -7,6 +7,7 @@ from django.shortcuts import render
 from integrations import registry
 from integrations.models import Integration
 from integrations.services.status import provider_counts
+from psa.queues import pipeline_health
 
 from .access import ProviderView, admin_required, provider_class_or_404
 from .cards import panel_context
@@ -22,7 +23,8 @@ def rmm_tab(request):
         integration = integrations.get(cls.slug)
         stats = provider_stats(integration, counts.get(cls.slug))
         cards.append({"provider": ProviderView(cls), "integration": integration, "stats": stats})
-    return render(request, "integrations/rmm_tab.html", {"cards": cards, "settings_section": "rmm"})
+    return render(request, "integrations/rmm_tab.html",
+                  {"cards": cards, "settings_section": "rmm", "pipeline_health": pipeline_health()})
 
 
 @admin_required

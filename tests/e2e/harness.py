@@ -156,7 +156,9 @@ class Proc:
 class LiveStack:
     """gunicorn + a Celery worker on one database and one Redis db.
 
-    ``database_url`` must name a database that already has the schema.
+    ``database_url`` must name a database that already has the schema. ``queues=None`` (the
+    default) starts the worker as operators do, ``celery -A psa worker`` without ``-Q``: it
+    consumes every queue the settings declare. A tuple starts it with ``-Q`` and those queues.
     """
 
     def __init__(
@@ -168,7 +170,7 @@ class LiveStack:
         web_workers: int = 2,
         web_threads: int = 4,
         worker_concurrency: int = 2,
-        queues: tuple[str, ...] = QUEUES,
+        queues: tuple[str, ...] | None = None,
         extra_env: dict[str, str] | None = None,
         start_worker: bool = True,
         label: str = "",
@@ -237,8 +239,7 @@ class LiveStack:
                 "-A",
                 "psa",
                 "worker",
-                "-Q",
-                ",".join(self.queues),
+                *(["-Q", ",".join(self.queues)] if self.queues else []),
                 "-c",
                 str(self.worker_concurrency),
                 "-P",
@@ -323,8 +324,11 @@ class LiveStack:
         )
 
     # -- Celery: beat's periodic tasks, queues ------------------------------------------
-    def send_task(self, name: str, *args, **kwargs) -> None:
-        """Send a task by name to the live worker (what beat would do on its tick)."""
+    def send_task(self, name: str, *args, to_queue: str | None = None, **kwargs) -> None:
+        """Send a task by name to the live worker (what beat would do on its tick).
+
+        ``to_queue`` overrides the routes, as a beat entry's ``options: {"queue": ...}`` does.
+        """
         from celery import Celery
 
         app = Celery("psa-e2e-sender", broker=self.redis_url)
@@ -335,7 +339,7 @@ class LiveStack:
         }
         app.conf.task_default_queue = "default"
         try:
-            app.send_task(name, args=args, kwargs=kwargs)
+            app.send_task(name, args=args, kwargs=kwargs, **({"queue": to_queue} if to_queue else {}))
         finally:
             app.close()
 
@@ -345,7 +349,7 @@ class LiveStack:
 
         r = redis.Redis.from_url(self.redis_url)
         try:
-            return sum(r.llen(q) for q in self.queues) + r.hlen("unacked")
+            return sum(r.llen(q) for q in self.queues or QUEUES) + r.hlen("unacked")
         finally:
             r.close()
 
