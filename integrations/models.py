@@ -46,6 +46,10 @@ class Integration(TenantModel):
     poll_cursor = models.TextField(blank=True)
     # Fences concurrent polls: set while one runs (see integrations.services.polling).
     poll_started_at = models.DateTimeField(null=True, blank=True)
+    # What the provider learned about this connection (never secrets): the last connection test's
+    # details, a key's access level, a token's expiry... Written by integrations.services.config
+    # (``remember``), shown by the API as ``provider_state``.
+    provider_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -111,10 +111,14 @@ class WebhookEnvelope:
 
 @dataclass
 class PollResult:
-    active: list[NormalizedAlert]
+    # The records of this poll: alerts (the active set), or other records a sink handles
+    # (incidents); a list, or a stream the framework consumes once.
+    active: Any
     # True when ``active`` is the provider's complete active set (reconcile may resolve the rest).
     complete: bool = True
-    cursor: str | None = None
+    # The provider's next cursor / watermark, stored only after a pass where every record was handled;
+    # a zero-argument callable when it is known only once ``active`` has been consumed.
+    cursor: Any = None
     # When the provider's snapshot was taken, if the provider knows (its own "as of" stamp); else the
     # poll uses the moment it asked. Reconcile resolves only alerts we had received before it.
     as_of: dt.datetime | None = None

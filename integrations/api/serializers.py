@@ -23,7 +23,7 @@ READ_ONLY_KEYS = {
     "credential_fields", "credential_sets", "requires_base_url", "poll_interval_bounds", "next_poll_at",
     "last_poll_at", "last_poll_ok", "last_poll_error", "last_webhook_at", "counts", "updated_at",
     "webhook_header", "severity_map", "supports_polling", "settings_fields", "signature_scheme", "job_kinds",
-    "docs",
+    "docs", "provider_state",
 }
 
 
@@ -69,6 +69,7 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
         "last_poll_error": integration.last_poll_error,
         "last_webhook_at": integration.last_webhook_at,
         "counts": counts or dict(status.EMPTY),
+        "provider_state": integration.provider_state or {},
         "updated_at": integration.updated_at,
     })
     return data

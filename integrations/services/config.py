@@ -338,8 +338,23 @@ def test_connection(integration: Integration) -> dict[str, Any]:
         _set_status(integration, IntegrationStatus.CONNECTED, account_name=account or integration.account_name)
     else:
         _set_status(integration, IntegrationStatus.ERROR, error=message or "Connection failed.")
+    remember(integration, connection={"ok": ok, "message": message, "details": details,
+                                      "at": timezone.now().isoformat()})
     return {"ok": ok, "status": integration.status, "message": message, "account_name": integration.account_name,
             "details": details}
+
+
+def remember(integration: Integration, **facts: Any) -> None:
+    """Merge non-secret facts into ``integration.provider_state`` (one UPDATE; JSON-safe values only).
+
+    Concurrent writers of different keys do not lose each other's: the merge happens in the row lock."""
+    with transaction.atomic():
+        row = Integration.objects.select_for_update().filter(pk=integration.pk).only("provider_state").first()
+        if row is None:
+            return
+        state = {**(row.provider_state or {}), **facts}
+        Integration.objects.filter(pk=integration.pk).update(provider_state=state)
+    integration.provider_state = state
 
 
 # -- webhook card -------------------------------------------------------------------------------------

@@ -134,7 +134,9 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
             reconciled = reconcile(integration, alert_ids, as_of=as_of)
         error = f"{failed} of {received} records could not be processed." if failed else ""
         # A watermark moves only past records that were all handled: a failed one is read again next time.
-        _record(integration, ok=not failed, error=error, cursor=None if failed else result.cursor)
+        # A provider whose watermark is known only once its stream ran out gives a callable.
+        cursor = result.cursor() if callable(result.cursor) else result.cursor
+        _record(integration, ok=not failed, error=error, cursor=None if failed else cursor)
     except Exception as exc:
         _record(integration, ok=False, error=describe_error(exc), cursor=None)
         if isinstance(exc, (AuthFailed, ReconnectRequired)):
