@@ -1,0 +1,1 @@
+"""NinjaOne provider (OAuth 2.0, API v2): see provider.py."""
