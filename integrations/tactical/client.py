@@ -157,7 +157,8 @@ class TacticalClient:
     # -- alerts ------------------------------------------------------------------------------
     def active_alerts(self) -> list[dict[str, Any]]:
         # {} would return every alert, resolved ones included; only resolvedFilter=false filters.
-        data = self.request("PATCH", "/alerts/", json={"resolvedFilter": False})
+        # A read despite the verb: safe to resend on a dead kept-alive connection.
+        data = self.request("PATCH", "/alerts/", json={"resolvedFilter": False}, idempotent=True)
         if isinstance(data, dict):  # the {"top": n} shape, should a server answer it
             data = data.get("alerts")
         return [a for a in (data or []) if isinstance(a, dict)]
