@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.db import transaction
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -72,19 +71,11 @@ class IntegrationViewSet(viewsets.ViewSet):
         ser = IntegrationWriteSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         v = ser.validated_data
-        with transaction.atomic():  # a rejected first save leaves no row behind
-            integration = config.get_integration(provider, create=True)
-            config.update_integration(
-                integration, base_url=v.get("base_url"), credentials=v.get("credentials"), settings=v.get("settings"),
-                poll_interval_minutes=v.get("poll_interval_minutes"), poll_enabled=v.get("poll_enabled"),
-                enabled=v.get("enabled"), test=False,
-            )
-        cls = config.provider_class(provider)
-        connection = None
-        changed = "credentials" in v or "base_url" in v or "settings" in v
-        if config.takes_credentials(cls) and changed and integration.credentials_ciphertext:
-            connection = config.test_connection(integration)  # HTTP after commit
-            integration.refresh_from_db()
+        integration, connection = config.save(
+            provider, base_url=v.get("base_url"), credentials=v.get("credentials"), settings=v.get("settings"),
+            poll_interval_minutes=v.get("poll_interval_minutes"), poll_enabled=v.get("poll_enabled"),
+            enabled=v.get("enabled"),
+        )
         data = integration_data(integration, counts_for(provider))
         if connection is not None:
             data["connection_test"] = {k: connection[k] for k in ("ok", "message")}

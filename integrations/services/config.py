@@ -255,6 +255,29 @@ def update_integration(
     return integration
 
 
+def save(slug: str, *, base_url: Any = None, credentials: dict[str, Any] | None = None,
+         settings: dict[str, Any] | None = None, poll_interval_minutes: int | None = None,
+         poll_enabled: bool | None = None, enabled: bool | None = None) -> tuple[Integration, dict[str, Any] | None]:
+    """An admin saves a provider's connection (the API's PUT and the connection card alike): create the
+    row if needed and apply the changes in one transaction (a rejected first save leaves nothing), then,
+    when connection details were given, test the connection after the commit (HTTP outside it).
+
+    Returns (integration, the connection test's result or None). Raises ValidationError."""
+    cls = provider_class(slug)
+    with transaction.atomic():
+        integration = get_integration(slug, create=True)
+        update_integration(
+            integration, base_url=base_url, credentials=credentials, settings=settings,
+            poll_interval_minutes=poll_interval_minutes, poll_enabled=poll_enabled, enabled=enabled, test=False,
+        )
+    result = None
+    details_given = bool(credentials) or base_url is not None or settings is not None
+    if takes_credentials(cls) and details_given and integration.credentials_ciphertext:
+        result = test_connection(integration)
+        integration.refresh_from_db()
+    return integration, result
+
+
 def rotate_webhook_secret(integration: Integration) -> str:
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():

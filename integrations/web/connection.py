@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -44,24 +43,13 @@ def save_connection(request, provider: str):
     base_url = form.cleaned_data.get("base_url") if cls.requires_base_url else None
     settings = form.setting_values() or None
     try:
-        # Creating the row and saving the fields is one unit: a rejected first save leaves nothing behind.
-        with transaction.atomic():
-            integration = config.get_integration(cls.slug, create=True)
-            integration = config.update_integration(
-                integration,
-                base_url=base_url,
-                credentials=credentials if config.takes_credentials(cls) and credentials else None,
-                settings=settings,
-                test=False,
-            )
+        integration, test_result = config.save(
+            cls.slug, base_url=base_url,
+            credentials=credentials if config.takes_credentials(cls) and credentials else None, settings=settings,
+        )
     except ValidationError as exc:
         form.add_service_errors(exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages})
         return _invalid(request, cls, existing, form)
-    test_result = None
-    if config.takes_credentials(cls) and (credentials or base_url is not None) and integration.credentials_ciphertext:
-        # HTTP to the provider happens after the transaction committed.
-        test_result = config.test_connection(integration)
-        integration.refresh_from_db()
     saved = f"{cls.name} saved." if config.takes_credentials(cls) else f"{cls.name} is enabled."
     if not is_htmx(request) or existing is None:
         # First save unlocks the other cards: reload the whole panel.
