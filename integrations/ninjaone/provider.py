@@ -1,0 +1,312 @@
+"""The NinjaOne provider: OAuth connection, organizations and locations, devices, inventory
+(patches, software), webhook activities, alert polling and reset, webhook registration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from integrations.base import (
+    Capabilities,
+    CredentialField,
+    CredentialSet,
+    Provider,
+    SettingField,
+    WebhookRequest,
+)
+from integrations.coerce import as_dict, epoch_seconds, int_id, iso_datetime, text
+from integrations.errors import BlockedURL, NotFound, ProviderError
+from integrations.oauth import (
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    AuthorizationRequest,
+    IntegrationTokenStore,
+    OAuthSession,
+)
+from integrations.records import (
+    ConnectionResult,
+    DeviceRecord,
+    ExternalOrg,
+    NormalizedAlert,
+    PatchRecord,
+    PollResult,
+    SoftwareRecord,
+    WebhookEnvelope,
+)
+
+from . import connect, normalize, webhook
+from .client import NinjaOneClient
+
+log = logging.getLogger("integrations.ninjaone")
+
+# Up to this many mapped organizations, devices are asked per organization (``df=org = N``);
+# beyond, one walk of every device filtered here costs fewer requests.
+ORG_FILTER_MAX = 20
+RESET_METHODS = (("delete", "DELETE /v2/alert/{uid}"), ("post", "POST /v2/alert/{uid}/reset"))
+
+
+class NinjaOneProvider(Provider):
+    slug = normalize.SLUG
+    name = "NinjaOne"
+    capabilities = Capabilities(device_sync=True, webhooks=True, polling=True, reset_on_close=True, software=True,
+                                patches=True, remote_access=True)
+    credential_fields = (
+        CredentialField("client_id", "Client ID", secret=False,
+                        help_text="Administration > Apps > API in NinjaOne: the app's client id."),
+        CredentialField("client_secret", "Client secret"),
+    )
+    credential_sets = (CredentialSet("oauth", ("client_id", "client_secret")),)
+    requires_base_url = False
+    # Notification-channel webhooks carry no custom headers: the secret may come as ?secret=.
+    webhook_secret_in_query = True
+    default_poll_interval_minutes = 15
+    poll_interval_bounds = (5, 60)
+    severity_map = normalize.SEVERITY_MAP
+    settings_fields = (
+        SettingField("region", "Region", "choice", default=connect.DEFAULT_REGION, choices=connect.REGION_LABELS,
+                     help_text="The NinjaOne instance your account lives on (a base URL overrides it)."),
+        SettingField("auth_flow", "Sign-in", "choice", default=CLIENT_CREDENTIALS, choices=connect.AUTH_FLOWS),
+        SettingField("client_auth", "Client authentication", "choice", default="client_secret_post",
+                     choices=connect.CLIENT_AUTH, in_form=False),
+        SettingField("sync_software", "Sync installed software", "bool", default=True),
+        SettingField("sync_patches", "Sync OS patches", "bool", default=True),
+        SettingField("register_webhook", "Register the webhook in NinjaOne on connect", "bool", default=True),
+        SettingField("reset_method", "Alert reset call", "choice", default="delete", choices=RESET_METHODS,
+                     in_form=False),
+        SettingField("node_class_map", "Node class -> asset type", "map", default={}, in_form=False,
+                     help_text="Rows that replace the default table (node class -> asset type)."),
+        SettingField("severity_overrides", "Severity overrides", "map", default={}, in_form=False),
+    )
+
+    def __init__(self, integration):
+        super().__init__(integration)
+        self._client: NinjaOneClient | None = None
+        self._session: OAuthSession | None = None
+        self.unknown_node_classes: set[str] = set()
+        self.skipped_unmapped = 0
+
+    # -- settings and credentials ----------------------------------------------------------------
+    def clean_settings(self, settings: dict[str, Any]) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        bad = [f"{k}: {v!r}" for k, v in as_dict(settings.get("node_class_map")).items()
+               if v not in normalize.ASSET_TYPES]
+        if bad:
+            errors["settings.node_class_map"] = [
+                f"Unknown asset type(s) {', '.join(bad)}; one of {', '.join(normalize.ASSET_TYPES)}."]
+        severity_errors = normalize.SEVERITY_MAP.validate_overrides(settings.get("severity_overrides"))
+        if severity_errors:
+            errors["settings.severity_overrides"] = severity_errors
+        return errors
+
+    def validate_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, list[str]]:
+        errors = super().validate_credentials(credentials, base_url)
+        if base_url:
+            from integrations.http import check_url
+
+            try:
+                check_url(base_url)
+            except BlockedURL as exc:
+                errors["base_url"] = [str(exc)]
+            except ProviderError:
+                pass  # unreachable now: the connection test explains it
+        return errors
+
+    def prepare_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, Any]:
+        """A token obtained with other client credentials is dropped (it belongs to another app)."""
+        creds = {k: v for k, v in credentials.items() if v not in (None, "")}
+        stored = self.integration.get_credentials() if self.integration.credentials_ciphertext else {}
+        if any(creds.get(k) != stored.get(k) for k in ("client_id", "client_secret")):
+            creds.pop(IntegrationTokenStore.key, None)
+        return creds
+
+    @property
+    def region(self) -> str | None:
+        """The configured region, or None when a base URL overrides it."""
+        return None if self.integration.base_url else connect.region_of(self.settings.get("region"))
+
+    @property
+    def base_url(self) -> str:
+        return connect.base_url_for(self.settings.get("region"), self.integration.base_url)
+
+    def oauth_session(self, redirect_uri: str = "") -> OAuthSession:
+        options = self.options
+        return connect.session_for(
+            self.base_url, self.credentials, IntegrationTokenStore(self.integration),
+            auth_flow=options["auth_flow"], redirect_uri=redirect_uri, auth_method=options["client_auth"])
+
+    @property
+    def session(self) -> OAuthSession:
+        if self._session is None:
+            self._session = self.oauth_session()
+        return self._session
+
+    @property
+    def client(self) -> NinjaOneClient:
+        if self._client is None:
+            self._client = NinjaOneClient(self.base_url, self.session)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def token_expires_at(self):
+        expires = self.session.expires_at()
+        return epoch_seconds(expires) if expires is not None else None
+
+    # -- authorization code (the web flow) -----------------------------------------------------------
+    def authorization_request(self, redirect_uri: str) -> AuthorizationRequest:
+        return self.oauth_session(redirect_uri).authorization_request()
+
+    def complete_authorization(self, *, redirect_uri: str, code: str, state: str, expected_state: str,
+                               code_verifier: str) -> dict[str, Any]:
+        token = self.oauth_session(redirect_uri).complete_authorization(
+            code=code, state=state, expected_state=expected_state, code_verifier=code_verifier)
+        self._session = None  # the next call reads the stored token
+        return token
+
+    # -- connection ---------------------------------------------------------------------------------
+    def test_connection(self) -> ConnectionResult:
+        if self.options["auth_flow"] == AUTHORIZATION_CODE and not self.session.current():
+            return ConnectionResult(ok=False, details={"code": "not_authorized"},
+                                    message="Sign in with NinjaOne to authorize this app (Connect).")
+        return connect.diagnose(self.client, self.session, region=self.region, credentials=self.credentials,
+                                auth_method=self.options["client_auth"])
+
+    def on_connected(self) -> str | None:
+        if not self.options["register_webhook"]:
+            return None
+        from integrations.services.config import webhook_url
+
+        url = webhook_url(self.integration)
+        if not url.startswith(("https://", "http://")):
+            return "Set the public base URL of this PSA to register the NinjaOne webhook."
+        self.register_webhook(url, self.integration.get_webhook_secret())
+        return "Webhook registered in NinjaOne."
+
+    def on_disconnect(self) -> None:
+        try:
+            self.unregister_webhook()
+        finally:
+            self.session.revoke()
+
+    # -- organizations ------------------------------------------------------------------------------
+    def list_organizations(self) -> list[ExternalOrg]:
+        orgs = self.client.organizations_detailed()
+        locations = None if normalize.has_locations(orgs) else self.client.locations()
+        return normalize.organizations(orgs, locations)
+
+    # -- devices ------------------------------------------------------------------------------------
+    def _wanted(self, external_ids: set[str]) -> tuple[set[int], set[int]]:
+        orgs, locs = set(), set()
+        for ext in external_ids:
+            kind, num = normalize.parse_ext(ext)
+            if num is not None:
+                (orgs if kind == "org" else locs).add(num)
+        return orgs, locs
+
+    def iter_devices(self, organization_external_ids: set[str]) -> Iterator[DeviceRecord]:
+        """Devices of mapped organizations (or mapped locations), streamed one page at a time."""
+        orgs, locs = self._wanted(organization_external_ids)
+        if not orgs and not locs:
+            return
+        overrides = as_dict(self.options["node_class_map"])
+        if not locs and len(orgs) <= ORG_FILTER_MAX:
+            walks = [self.client.device_pages(df=f"org = {org}") for org in sorted(orgs)]
+        else:
+            walks = [self.client.device_pages()]
+        for pages in walks:
+            for page in pages:
+                for row in page:
+                    record = normalize.device(row, node_class_overrides=overrides,
+                                              unknown_node_classes=self.unknown_node_classes)
+                    if record is None:
+                        continue
+                    org = normalize.device_org(row)
+                    loc = normalize.device_location(row)
+                    if org in orgs or loc in locs:
+                        yield record
+                    else:
+                        self.skipped_unmapped += 1
+
+    def device_detail(self, device_external_id: str) -> DeviceRecord | None:
+        device_id = int_id(device_external_id)
+        row = self.client.device(device_id) if device_id is not None else None
+        if row is None:
+            return None
+        return normalize.device(row, node_class_overrides=as_dict(self.options["node_class_map"]),
+                                unknown_node_classes=self.unknown_node_classes)
+
+    def dashboard_url(self, device_external_id: str) -> dict[str, Any]:
+        """A fresh console link ``{url, expires}`` (it expires: fetch on demand, never store)."""
+        device_id = int_id(device_external_id)
+        if device_id is None:
+            raise NotFound(f"{device_external_id!r} is not a NinjaOne device id.")
+        data = self.client.dashboard_url(device_id)
+        expires = data.get("expires")
+        when = normalize.seconds(expires) if not isinstance(expires, str) else iso_datetime(expires)
+        return {"url": text(data.get("url"), 2000), "expires": when}
+
+    # -- inventory ------------------------------------------------------------------------------------
+    def _inventory(self, org_external_ids: set[str], queries: list[tuple[str, Any]]) -> Iterator[tuple[str, list]]:
+        """Per mapped organization (bounded memory): the query rows grouped by device."""
+        orgs, _locs = self._wanted(org_external_ids)
+        for org in sorted(orgs):
+            grouped: dict[str, list] = {}
+            for name, fn in queries:
+                rows = self.client.query(name, {"df": f"org = {org}"},
+                                         row=lambda r, fn=fn: (normalize.row_device(r), fn(r)))
+                for device_id, record in rows:
+                    if device_id and record is not None:
+                        grouped.setdefault(device_id, []).append(record)
+            yield from grouped.items()
+
+    def iter_software(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[SoftwareRecord]]]:
+        """(device id, its software) for devices of mapped organizations, from /v2/queries/software."""
+        return self._inventory(organization_external_ids, [("software", normalize.software)])
+
+    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]]:
+        """(device id, its OS patches): pending/failed/rejected plus installed (os-patch-installs)."""
+        return self._inventory(organization_external_ids, [
+            ("os-patches", normalize.patch),
+            ("os-patch-installs", lambda r: normalize.patch(r, installed=True)),
+        ])
+
+    # -- webhooks -------------------------------------------------------------------------------------
+    def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
+        body = webhook.read(request.body)
+        return WebhookEnvelope(delivery_id=normalize.delivery_id(body), summary=normalize.activity_summary(body))
+
+    def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert]:
+        body = webhook.read(request.body)
+        alert = normalize.alert_from_activity(body, as_dict(self.options["severity_overrides"]))
+        return [alert] if alert is not None else []
+
+    def webhook_card(self, url: str, secret: str) -> dict[str, Any]:
+        return webhook.card(url, self.webhook_header, secret)
+
+    def register_webhook(self, url: str, secret: str) -> None:
+        """PUT /v2/webhook: our URL, condition activities, expanded device org/location, our secret header.
+
+        NinjaOne's refusals (403 "Only system administrators..." and the like) are raised with its text."""
+        self.client.put_webhook(webhook.configuration(url, self.webhook_header, secret))
+
+    def unregister_webhook(self) -> bool:
+        """DELETE /v2/webhook; False when none was registered. A 403 ("Different PSA is already
+        configured") is raised with NinjaOne's text."""
+        return self.client.delete_webhook()
+
+    # -- polling and reset ----------------------------------------------------------------------------
+    def poll_alerts(self, cursor: str | None = None) -> PollResult:
+        overrides = as_dict(self.options["severity_overrides"])
+        active = [a for a in (normalize.alert_from_api(row, overrides) for row in self.client.alerts()) if a]
+        return PollResult(active=active, complete=True)
+
+    def reset_alert(self, external_id: str) -> None:
+        uid = text(external_id)
+        if not uid or uid.startswith("activity:"):
+            raise NotFound(f"{external_id!r} is not a NinjaOne alert uid.")
+        if not self.client.reset_alert(uid, method=self.options["reset_method"]):
+            log.info("ninjaone alert %s already gone when resetting", uid)
