@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "alerts",
     "integrations.generic",
     "integrations.tactical",
+    "integrations.level",
 ]
 # More provider apps (a provider packaged on its own): PSA_PLUGINS=acme_rmm,other_rmm
 INSTALLED_APPS += env_list("PSA_PLUGINS")

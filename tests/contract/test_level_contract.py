@@ -1,16 +1,10 @@
-"""Level on the contract suite, against its simulator on loopback.
-
-Phase 1: the Level app is not installed yet, so the provider is registered for these tests only
-(``registered_for_tests``); once integrations.level is in INSTALLED_APPS that fixture is a no-op.
-"""
+"""Level on the contract suite, against its simulator on loopback (integrations.level is installed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from integrations.level.provider import LevelProvider
 from integrations.level.signature import sign
-from integrations.registry import registered_for_tests
 from tests.simulators.level import LevelSimulator, WebhookSender
 
 from .base import (
@@ -23,12 +17,6 @@ from .base import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def level_registered():
-    with registered_for_tests(LevelProvider):
-        yield
 
 
 class TestLevelContract(SignatureContract, ConnectionContract, OrganizationContract, DeviceContract,
