@@ -39,6 +39,11 @@ class Asset(TenantModel):
     public_ip = models.CharField(max_length=100, blank=True)
     local_ips = models.JSONField(default=list, blank=True)
     remote_access_url = models.URLField(max_length=1000, blank=True)
+    # Named values a provider's field mapping puts here (integrations.services.fieldmap), e.g.
+    # {"warranty_end": "2027-01-31", "disk_c_free": 18874368000}; filterable as ?attr.<name>=<value>.
+    attributes = models.JSONField(default=dict, blank=True)
+    # The contact of this asset's client who last logged in (integrations.services.contacts).
+    contact = models.ForeignKey("psa.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="assets")
     retired_at = models.DateTimeField(null=True, blank=True, help_text="Set when the device vanished from a full sync")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -101,6 +101,8 @@ class ExternalOrganization(TenantModel):
     site = models.ForeignKey("psa.ClientSite", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     mapping = models.CharField(max_length=10, choices=MappingKind.choices, null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True, help_text="No longer reported by the provider")
+    # Devices directly in this organization as the provider counts them (None: it did not say).
+    device_count = models.PositiveIntegerField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,6 +15,8 @@ class ExternalOrg:
     name: str
     parent_external_id: str | None = None
     kind: str = ""  # provider's word for it: "client", "site", "group", ...
+    # Devices directly in this organization (not its children), when the provider counts them.
+    device_count: int | None = None
 
 
 @dataclass

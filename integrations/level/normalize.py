@@ -23,6 +23,7 @@ from integrations.coerce import (
     as_list,
     boolean,
     first_text,
+    int_id,
     number,
     str_id,
     text,
@@ -80,6 +81,7 @@ def organizations(groups: Iterable[dict[str, Any]]) -> list[ExternalOrg]:
     parent, or a cycle, makes the group a root: the tree is always a forest.
     """
     names: dict[str, str] = {}
+    counts: dict[str, int | None] = {}
     parent: dict[str, str | None] = {}
     claimed_by: dict[str, str] = {}
     order: list[str] = []
@@ -89,6 +91,7 @@ def organizations(groups: Iterable[dict[str, Any]]) -> list[ExternalOrg]:
             continue
         order.append(gid)
         names[gid] = text(group.get("name"), 500) or f"Group {gid}"
+        counts[gid] = int_id(group.get("device_count"))  # the group's own devices (lists may omit it)
         parent[gid] = str_id(group.get("parent_id")) if "parent_id" in group else _MISSING
         for child in as_list(group.get("child_ids")):
             cid = str_id(child)
@@ -105,7 +108,8 @@ def organizations(groups: Iterable[dict[str, Any]]) -> list[ExternalOrg]:
         depth[gid] = _depth(gid, parent, depth)
     ranked = sorted(range(len(order)), key=lambda i: (depth[order[i]], i))
     return [
-        ExternalOrg(external_id=order[i], name=names[order[i]], parent_external_id=parent[order[i]], kind="group")
+        ExternalOrg(external_id=order[i], name=names[order[i]], parent_external_id=parent[order[i]], kind="group",
+                    device_count=counts[order[i]])
         for i in ranked
     ]
 
@@ -146,7 +150,8 @@ def organization(group: dict[str, Any]) -> ExternalOrg | None:
         return None
     parent = str_id(group.get("parent_id"))
     return ExternalOrg(external_id=gid, name=text(group.get("name"), 500) or f"Group {gid}",
-                       parent_external_id=parent if parent != gid else None, kind="group")
+                       parent_external_id=parent if parent != gid else None, kind="group",
+                       device_count=int_id(group.get("device_count")))
 
 
 # -- devices ----------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ def _clip(value: Any, n: int) -> str:
     return str(value or "").replace("\x00", "")[:n]
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else None
+
+
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
@@ -89,13 +93,14 @@ def _upsert_orgs(integration: Integration, chunk: list[ExternalOrg], now) -> tup
                 tenant_id=integration.tenant_id, integration=integration, external_id=ext_id,
                 name=_clip(org.name, 500) or ext_id, kind=_clip(org.kind, 50),
                 parent_external_id=_clip(org.parent_external_id, 255) or None,
+                device_count=_count(org.device_count),
                 last_seen_at=now, missing_since=None,
             )
             for ext_id, org in sorted(by_id.items())  # sorted: concurrent upserts lock rows in one order
         ]
         ExternalOrganization.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["integration", "external_id"],
-            update_fields=["name", "kind", "parent_external_id", "last_seen_at", "missing_since"],
+            update_fields=["name", "kind", "parent_external_id", "device_count", "last_seen_at", "missing_since"],
         )
     returned = sum(1 for missing_since in existing.values() if missing_since is not None)
     return len(by_id) - len(existing), len(by_id), returned
