@@ -207,14 +207,33 @@ class NinjaOneProvider(Provider):
                 (orgs if kind == "org" else locs).add(num)
         return orgs, locs
 
+    def _location_parents(self) -> dict[int, int]:
+        parents: dict[int, int] = {}
+        for org in self.list_organizations():
+            kind, loc = normalize.parse_ext(org.external_id)
+            _, parent = normalize.parse_ext(org.parent_external_id or "")
+            if kind == "loc" and loc is not None and parent is not None:
+                parents[loc] = parent
+        return parents
+
     def iter_devices(self, organization_external_ids: set[str]) -> Iterator[DeviceRecord]:
-        """Devices of mapped organizations (or mapped locations), streamed one page at a time."""
+        """Devices of mapped organizations or mapped locations, streamed one page at a time.
+
+        The framework passes every external id that resolves to a client (an organization and its
+        locations alike): the organizations concerned are walked one by one with ``df=org = N`` while
+        they are few, else all devices are walked once; devices are then kept by organization or location.
+        """
         orgs, locs = self._wanted(organization_external_ids)
         if not orgs and not locs:
             return
+        involved, orphans = set(orgs), False
+        if locs:
+            parents = self._location_parents()
+            involved |= {parents[loc] for loc in locs if loc in parents}
+            orphans = any(loc not in parents for loc in locs)  # its organization unknown: walk everything
         overrides = as_dict(self.options["node_class_map"])
-        if not locs and len(orgs) <= ORG_FILTER_MAX:
-            walks = [self.client.device_pages(df=f"org = {org}") for org in sorted(orgs)]
+        if len(involved) <= ORG_FILTER_MAX and not orphans:
+            walks = [self.client.device_pages(df=f"org = {org}") for org in sorted(involved)]
         else:
             walks = [self.client.device_pages()]
         for pages in walks:
@@ -224,9 +243,7 @@ class NinjaOneProvider(Provider):
                                               unknown_node_classes=self.unknown_node_classes)
                     if record is None:
                         continue
-                    org = normalize.device_org(row)
-                    loc = normalize.device_location(row)
-                    if org in orgs or loc in locs:
+                    if normalize.device_org(row) in orgs or normalize.device_location(row) in locs:
                         yield record
                     else:
                         self.skipped_unmapped += 1

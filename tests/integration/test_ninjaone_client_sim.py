@@ -282,7 +282,25 @@ def test_iter_devices_by_mapped_location_and_unknown_node_classes(sim, provider_
     names = [d.name for d in p.iter_devices({f"loc:{sim.annex['id']}", f"loc:{other_loc}"})]
     assert sorted(names) == ["HDG-SRV-01", "SS-PC-1"]
     assert p.unknown_node_classes == {"QUANTUM_TOASTER"} and p.skipped_unmapped == 2
-    assert "df" not in sim.calls_to("GET", "/v2/devices-detailed")[0].query
+    assert sorted(c.query["df"] for c in sim.calls_to("GET", "/v2/devices-detailed")) == [
+        f"org = {sim.harbor['id']}", f"org = {sim.other['id']}"]
+
+
+def test_iter_devices_with_an_org_and_its_locations_walks_that_org_only(sim, provider_for):
+    p = provider_for(creds(sim.app), base_url=sim.url)
+    wanted = {f"org:{sim.harbor['id']}", f"loc:{sim.main['id']}", f"loc:{sim.annex['id']}"}  # as resolution_map
+    assert len(list(p.iter_devices(wanted))) == 3
+    assert [c.query["df"] for c in sim.calls_to("GET", "/v2/devices-detailed")] == [f"org = {sim.harbor['id']}"]
+
+
+def test_iter_devices_walks_everything_for_many_orgs_or_an_unknown_location(sim, provider_for, monkeypatch):
+    from integrations.ninjaone import provider as provider_module
+
+    p = provider_for(creds(sim.app), base_url=sim.url)
+    assert len(list(p.iter_devices({"loc:424242", f"org:{sim.other['id']}"}))) == 1
+    monkeypatch.setattr(provider_module, "ORG_FILTER_MAX", 1)
+    assert len(list(p.iter_devices({f"org:{sim.harbor['id']}", f"org:{sim.other['id']}"}))) == 4
+    assert ["df" in c.query for c in sim.calls_to("GET", "/v2/devices-detailed")] == [False, False]
 
 
 def test_many_devices_are_streamed_page_by_page(sim, provider_for):
