@@ -46,3 +46,17 @@ class ProviderAppConfig(AppConfig):
         provider_cls = import_string(self.provider)
         if not registry.is_registered(provider_cls.slug):
             registry.register(provider_cls, app=self)
+
+
+def provider_routes(*, api: bool) -> list:
+    """``path("integrations/<slug>/", include(module))`` for every provider app that declares its
+    ``api_urls`` (api=True) or ``web_urls``; the framework's URL confs call this."""
+    from django.urls import include, path
+
+    routes = []
+    for cls in registry.all_providers():
+        app = registry.provider_app(cls.slug)
+        module = (app.api_urls if api else app.web_urls) if app is not None else None
+        if module:
+            routes.append(path(f"integrations/{cls.slug}/", include(module)))
+    return routes

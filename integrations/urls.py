@@ -2,6 +2,8 @@
 
 from django.urls import path
 
+from integrations.plugins import provider_routes
+
 from .web import connection, operations, overview
 
 P = "settings/integrations/rmm/<slug:provider>/"
@@ -27,18 +29,5 @@ urlpatterns = [
 ]
 
 
-def _provider_routes():
-    """Each provider app's declared web routes, under /integrations/<slug>/ (e.g. an OAuth callback)."""
-    from django.urls import include
-
-    from integrations import registry
-
-    routes = []
-    for cls in registry.all_providers():
-        app = registry.provider_app(cls.slug)
-        if app is not None and app.web_urls:
-            routes.append(path(f"integrations/{cls.slug}/", include(app.web_urls)))
-    return routes
-
-
-urlpatterns += _provider_routes()
+# Each provider app's declared web routes, under /integrations/<slug>/ (e.g. an OAuth callback).
+urlpatterns += provider_routes(api=False)

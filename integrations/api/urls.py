@@ -1,5 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
+from integrations.plugins import provider_routes
+
 from .views import SLUG_RE, IntegrationViewSet, JobViewSet, OrganizationViewSet
 
 router = SimpleRouter()
@@ -8,20 +10,6 @@ router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("jobs", JobViewSet, basename="job")
 
 
-
-def _provider_routes():
-    """Each provider app's declared API routes, under integrations/<slug>/ (e.g. Huntress routing)."""
-    from django.urls import include, path
-
-    from integrations import registry
-
-    routes = []
-    for cls in registry.all_providers():
-        app = registry.provider_app(cls.slug)
-        if app is not None and app.api_urls:
-            routes.append(path(f"integrations/{cls.slug}/", include(app.api_urls)))
-    return routes
-
-
-# Provider routes first: a provider's own path (huntress/routing/) must not be read as a router action.
-urlpatterns = _provider_routes() + router.urls
+# Each provider app's declared API routes, under integrations/<slug>/ (e.g. Huntress routing); first,
+# so a provider's own path (huntress/routing/) is never read as a router action.
+urlpatterns = provider_routes(api=True) + router.urls
