@@ -503,3 +503,27 @@ def test_other_activities_are_stored_without_ticket_action(provider_for):
     envelope = p.inspect_webhook(request)
     assert envelope.delivery_id == "activity:5" and "no ticket action" in envelope.summary
     assert p.parse_webhook(request) == []
+
+
+def test_disconnect_removes_the_webhook_and_revokes_the_refresh_token(sim, provider_for):
+    web = sim.add_app("cid-web", "secret-web", kind="web", redirect_uris=(REDIRECT,))
+    p = provider_for(creds(web), base_url=sim.url, settings={"auth_flow": "authorization_code"})
+    request = p.authorization_request(REDIRECT)
+    callback = sim.authorize(request.url)
+    token = p.complete_authorization(redirect_uri=REDIRECT, code=callback["code"], state=callback["state"],
+                                     expected_state=request.state, code_verifier=request.code_verifier)
+    assert p.token_expires_at().timestamp() == pytest.approx(token["expires_at"])
+    p.register_webhook("https://psa.example/webhooks/ninjaone/k/", "s")
+    p.on_disconnect()
+    assert sim.webhook is None and sim.refresh_tokens[token["refresh_token"]]["alive"] is False
+
+
+def test_a_hundred_thousand_generated_devices_cost_nothing_until_asked(sim, provider_for):
+    from tests.simulators.ninjaone import GENERATED_START
+
+    sim.generate_devices(100_000, [sim.harbor["id"]])
+    p = provider_for(creds(sim.app), base_url=sim.url)
+    page = p.client.request("GET", "/v2/devices-detailed",
+                            params={"pageSize": 1000, "after": GENERATED_START + 99_990})
+    assert [d["id"] for d in page] == list(range(GENERATED_START + 99_991, GENERATED_START + 100_000))
+    assert len(sim.devices) == 4
