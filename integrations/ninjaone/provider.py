@@ -76,7 +76,7 @@ class NinjaOneProvider(Provider):
                      in_form=False),
         SettingField("node_class_map", "Node class -> asset type", "map", default={}, in_form=False,
                      help_text="Rows that replace the default table (node class -> asset type)."),
-        SettingField("severity_overrides", "Severity overrides", "map", default={}, in_form=False),
+        SettingField("severity_map", "Severity overrides", "map", default={}, in_form=False),
     )
 
     def __init__(self, integration):
@@ -94,9 +94,9 @@ class NinjaOneProvider(Provider):
         if bad:
             errors["settings.node_class_map"] = [
                 f"Unknown asset type(s) {', '.join(bad)}; one of {', '.join(normalize.ASSET_TYPES)}."]
-        severity_errors = normalize.SEVERITY_MAP.validate_overrides(settings.get("severity_overrides"))
+        severity_errors = normalize.SEVERITY_MAP.validate_overrides(settings.get("severity_map"))
         if severity_errors:
-            errors["settings.severity_overrides"] = severity_errors
+            errors["settings.severity_map"] = severity_errors
         return errors
 
     def validate_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, list[str]]:
@@ -298,7 +298,7 @@ class NinjaOneProvider(Provider):
 
     def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert]:
         body = webhook.read(request.body)
-        alert = normalize.alert_from_activity(body, as_dict(self.options["severity_overrides"]))
+        alert = normalize.alert_from_activity(body, as_dict(self.options["severity_map"]))
         return [alert] if alert is not None else []
 
     def webhook_card(self, url: str, secret: str) -> dict[str, Any]:
@@ -317,7 +317,7 @@ class NinjaOneProvider(Provider):
 
     # -- polling and reset ----------------------------------------------------------------------------
     def poll_alerts(self, cursor: str | None = None) -> PollResult:
-        overrides = as_dict(self.options["severity_overrides"])
+        overrides = as_dict(self.options["severity_map"])
         active = [a for a in (normalize.alert_from_api(row, overrides) for row in self.client.alerts()) if a]
         return PollResult(active=active, complete=True)
 

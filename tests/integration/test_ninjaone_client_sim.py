@@ -480,9 +480,9 @@ def test_settings_checks_and_region_resolution(provider_for):
     p = provider_for({"client_id": "a", "client_secret": "b"}, settings={"region": "eu"})
     assert p.base_url == "https://eu.ninjarmm.com" and p.region == "eu"
     assert p.session.config.token_url == "https://eu.ninjarmm.com/ws/oauth/token"
-    assert p.clean_settings({"node_class_map": {"NMS_SWITCH": "toaster"}, "severity_overrides": {"major": "huge"}}
-                            ).keys() == {"settings.node_class_map", "settings.severity_overrides"}
-    assert p.clean_settings({"node_class_map": {"NMS_SWITCH": "server"}, "severity_overrides": {}}) == {}
+    assert p.clean_settings({"node_class_map": {"NMS_SWITCH": "toaster"}, "severity_map": {"major": "huge"}}
+                            ).keys() == {"settings.node_class_map", "settings.severity_map"}
+    assert p.clean_settings({"node_class_map": {"NMS_SWITCH": "server"}, "severity_map": {}}) == {}
     assert p.validate_credentials({"client_id": "a"}, "") == {"credentials": ["Provide {client_id, client_secret}."]}
     overridden = provider_for({"client_id": "a", "client_secret": "b"}, base_url="https://ninja.example",
                               settings={"region": "eu"})
