@@ -33,6 +33,9 @@ class Integration(TenantModel):
     credentials_ciphertext = models.TextField(blank=True)
     # Non-secret hints shown back ("set", last 4 characters).
     credentials_hint = models.JSONField(default=dict, blank=True)
+    # An OAuth token (access + refresh) obtained with the credentials: encrypted like them, but its own
+    # column, so a token renewal and an admin's credential edit never overwrite each other.
+    token_ciphertext = models.TextField(blank=True)
     webhook_key = models.CharField(max_length=64, unique=True, default=new_webhook_key)
     webhook_secret_ciphertext = models.TextField(blank=True)
     last_webhook_at = models.DateTimeField(null=True, blank=True)
@@ -72,6 +75,16 @@ class Integration(TenantModel):
         from .crypto import encrypt_credentials
 
         self.credentials_ciphertext = encrypt_credentials(self, credentials) if credentials else ""
+
+    def get_token(self) -> dict | None:
+        from .crypto import decrypt_value
+
+        return decrypt_value(self, "token", self.token_ciphertext) if self.token_ciphertext else None
+
+    def set_token(self, token: dict | None) -> None:
+        from .crypto import encrypt_value
+
+        self.token_ciphertext = encrypt_value(self, "token", token) if token else ""
 
     def get_webhook_secret(self) -> str:
         from .crypto import decrypt_secret

@@ -248,6 +248,7 @@ def update_integration(
         elif merged is not None and not merged:
             row.status, row.connected_at, row.last_error, row.account_name = (
                 IntegrationStatus.NOT_CONFIGURED, None, "", "")
+            row.token_ciphertext = ""  # a token outlives no credentials
         row.save()
     integration.refresh_from_db()
     if takes_credentials(cls) and changed_connection and test and integration.credentials_ciphertext:

@@ -14,7 +14,7 @@ from django.db import transaction
 from integrations import crypto
 from integrations.models import Integration
 
-FIELDS = ("credentials_ciphertext", "webhook_secret_ciphertext")
+FIELDS = ("credentials_ciphertext", "webhook_secret_ciphertext", "token_ciphertext")
 
 
 class Command(BaseCommand):
