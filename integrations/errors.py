@@ -51,5 +51,13 @@ class NotConfigured(ProviderError):
     code = "not_configured"
 
 
+class NotResettable(ProviderError):
+    """``reset_alert``: this alert cannot be reset in the provider, and that is nobody's failure (an alert
+    the provider's API cannot address, a read-only key...). ``str(exc)`` says why; the ticket gets it as
+    a note and the reset is recorded as skipped, not failed."""
+
+    code = "not_resettable"
+
+
 class WebhookParseError(Exception):
     """The webhook body cannot be read; intake answers 400 and logs it failed."""

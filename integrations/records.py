@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,9 @@ class PollResult:
     # When the provider's snapshot was taken, if the provider knows (its own "as of" stamp); else the
     # poll uses the moment it asked. Reconcile resolves only alerts we had received before it.
     as_of: dt.datetime | None = None
+    # Which of our alert external ids this snapshot speaks for (None: all of them). Reconcile leaves the
+    # others alone, e.g. Level's automation-route alerts, which its alert list never contains.
+    covers: Callable[[str], bool] | None = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import dedup
-from integrations.errors import ProviderError
+from integrations.errors import NotResettable, ProviderError
 from integrations.registry import get_provider_class
 from psa.text import clean
 from tickets.models import NoteKind, Ticket
@@ -176,12 +176,14 @@ def reset_alert(alert: Alert, providers: dict[int, Any]) -> str:
     )
     if not claimed:
         return "skipped"
-    error = ""
+    error = declined = ""
     try:
         provider = providers.get(alert.integration_id)
         if provider is None:
             provider = providers[alert.integration_id] = provider_cls(alert.integration)
         provider.reset_alert(alert.external_id)
+    except NotResettable as exc:  # the provider says why it cannot: a note, not a failure
+        declined = clean(str(exc), 1000) or f"{provider_cls.name} cannot reset this alert."
     except ProviderError as exc:
         error = clean(str(exc), 1000) or type(exc).__name__
     except Exception as exc:  # a provider bug: record its kind only (messages may carry request details)
@@ -189,7 +191,10 @@ def reset_alert(alert: Alert, providers: dict[int, Any]) -> str:
         error = f"Unexpected error ({type(exc).__name__})."
     done = timezone.now()
     with transaction.atomic():
-        if error:
+        if declined:
+            Alert.objects.filter(pk=alert.pk).update(reset_status="skipped", reset_error=declined, reset_at=done)
+            body = f"{alert.provider} alert {alert.external_id} was not reset in {provider_cls.name}: {declined}"
+        elif error:
             Alert.objects.filter(pk=alert.pk).update(reset_status="failed", reset_error=error, reset_at=done)
             body = f"Could not reset {alert.provider} alert {alert.external_id}: {error}"
         else:
@@ -202,7 +207,7 @@ def reset_alert(alert: Alert, providers: dict[int, Any]) -> str:
             add_note(
                 Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body, savepoint=False
             )
-    return "failed" if error else "done"
+    return "skipped" if declined else ("failed" if error else "done")
 
 
 def _mark(alert: Alert, status: str, reason: str) -> str:

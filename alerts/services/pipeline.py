@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -219,6 +220,15 @@ def _known(integration, alert: Alert, na: NormalizedAlert, source: str, at) -> A
     now = timezone.now()
     if alert.state in REEVALUATE_ON.get(source, ()):
         return _reevaluate(integration, alert, na, now, expect=alert.state, label="reevaluated")
+    if (source == "poll" and alert.state == AlertState.SUPPRESSED and alert.suppressed_until is not None
+            and alert.suppressed_until <= now):
+        # Still active at the provider after its maintenance window ended: bring it back now rather
+        # than at the next beat tick (the same re-evaluation).
+        ended = reevaluate_suppressed(alert.pk, now)
+        if ended is not None:
+            alert.refresh_from_db()
+            alert.outcome = ended
+            return alert
     if alert.state == AlertState.RESOLVED and na.occurred_at and at > alert.last_event_at:
         # The same alert id fired again after it resolved (some RMMs reuse ids): a new firing.
         return _reevaluate(integration, alert, na, now, expect=AlertState.RESOLVED, label="refired", at=at)
@@ -297,11 +307,14 @@ def _resolve_event(integration, na: NormalizedAlert, alert: Alert | None, at) ->
     return alert
 
 
-def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime | None = None) -> dict:
+def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime | None = None,
+              covers: Callable[[str], bool] | None = None) -> dict:
     """Resolve our open alerts of ``integration`` that the provider no longer reports as active.
 
     Call only with the provider's complete active set, and pass as ``as_of`` the moment that
-    snapshot was requested (default: now). An alert we last received before ``as_of`` and absent
+    snapshot was requested (default: now). ``covers`` (PollResult.covers) says which of our alert
+    ids the snapshot speaks for: the others are left alone (``not_covered``). An alert we last
+    received before ``as_of`` and absent
     from the snapshot is resolved at once; one we received after it may postdate the snapshot and
     is left for the next poll. "Received" is our own clock (``last_seen``), never the provider's
     ``occurred_at``, which can be far older than the moment the alert reached us.
@@ -326,7 +339,12 @@ def reconcile(integration, active_external_ids: set[str], *, as_of: dt.datetime 
             )
         )
         summary = {"open": len(candidates), "still_active": 0, "resolved": 0, "tickets_closed": 0}
+        if covers is not None:
+            summary["not_covered"] = 0
         for alert in candidates:
+            if covers is not None and not covers(alert.external_id):
+                summary["not_covered"] += 1
+                continue
             if alert.external_id in active:
                 summary["still_active"] += 1
                 continue

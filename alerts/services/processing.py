@@ -54,6 +54,15 @@ ACTION_WORDS = {
     "resolve_ignored": "resolve changed nothing",
     "resolved_unseen": "resolve for an alert never seen",
     "unhandled": "no handler installed for this record",
+    # Live directory changes (integrations.services.directory)
+    "organization_created": "organization added",
+    "organization_updated": "organization updated",
+    "organization_missing": "organization marked missing",
+    "asset_created": "asset created",
+    "asset_updated": "asset updated",
+    "asset_retired": "asset retired",
+    "device_unmapped": "device of an unmapped organization",
+    "directory_ignored": "nothing to change",
 }
 
 

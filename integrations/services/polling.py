@@ -131,7 +131,7 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
         if result.complete:
             # A provider's own snapshot stamp wins; a skewed provider clock cannot put it after its answer.
             as_of = min(result.as_of, answered_at) if result.as_of else requested_at
-            reconciled = reconcile(integration, alert_ids, as_of=as_of)
+            reconciled = reconcile(integration, alert_ids, as_of=as_of, covers=result.covers)
         error = f"{failed} of {received} records could not be processed." if failed else ""
         # A watermark moves only past records that were all handled: a failed one is read again next time.
         # A provider whose watermark is known only once its stream ran out gives a callable.

@@ -126,7 +126,7 @@ def test_provider_snapshot_time_is_used_when_given(integration, tenant_a, as_ten
     seen: list[dt.datetime] = []
     real = pipeline.reconcile
     monkeypatch.setattr(pipeline, "reconcile",
-                        lambda i, ids, *, as_of: seen.append(as_of) or real(i, ids, as_of=as_of))
+                        lambda i, ids, *, as_of, covers=None: seen.append(as_of) or real(i, ids, as_of=as_of, covers=covers))
     fake_provider.state.poll_result = PollResult(active=[], complete=True,
                                                  as_of=timezone.now() + dt.timedelta(days=1))
     before = timezone.now()
