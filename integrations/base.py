@@ -63,7 +63,9 @@ class SettingField:
     rendered in the connection card and accepted by ``PUT integrations/{provider}/`` under ``settings``.
 
     ``kind``: "bool", "choice" (one of ``choices``), "int" (``min_value``..``max_value``), "text",
-    "map" (an object; the provider validates its entries in ``clean_settings``).
+    "map" (an object; the provider validates its entries in ``clean_settings``), "field_mapping" (the
+    framework's field mapping table, validated by integrations.services.fieldmap; every device provider
+    has one without declaring it).
     """
 
     name: str
@@ -175,6 +177,10 @@ class Provider:
     panel_cards: ClassVar[tuple[PanelCard, ...]] = ()
     # The provider's docs page (relative to the repository), linked from its card.
     docs: ClassVar[str] = ""
+    # Device providers: {target: source path in DeviceRecord.raw} applied by every device sync and live
+    # device change (integrations.services.fieldmap); targets are asset fields ("serial_number") or
+    # named attributes ("attr.warranty_end"). Each integration overrides it with its ``field_mapping`` setting.
+    default_field_mapping: ClassVar[dict[str, str]] = {}
 
     def __init__(self, integration: Integration):
         self.integration = integration

@@ -226,18 +226,24 @@ class SeverityMap:
         if bad:
             raise ValueError(f"severity map targets unknown severities: {sorted(bad)}")
 
+    @staticmethod
+    def _folded(overrides: Mapping[str, str] | None) -> dict[str, str]:
+        # validate_overrides accepts "Warning" for "warning": apply it the same way.
+        return {text(k).lower(): v for k, v in (overrides or {}).items() if v in SEVERITIES}
+
     def lookup(self, value: Any, overrides: Mapping[str, str] | None = None) -> str:
         word = text(value).lower()
         if overrides:
-            chosen = overrides.get(word)
+            chosen = self._folded(overrides).get(word)
             if chosen in SEVERITIES:
                 return chosen
         return self.table.get(word, self.default)
 
     def rows(self, overrides: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         """[{"provider": word, "severity": ours}] for cards and docs, in the table's order."""
+        folded = self._folded(overrides)
         return [
-            {"provider": self.labels.get(word, word), "severity": (overrides or {}).get(word) or ours}
+            {"provider": self.labels.get(word, word), "severity": folded.get(word) or ours}
             for word, ours in self.table.items()
         ]
 

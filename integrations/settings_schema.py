@@ -15,13 +15,31 @@ if TYPE_CHECKING:
     from .base import Provider, SettingField
 
 
+FIELD_MAPPING = "field_mapping"
+
+
+def declared(cls: type[Provider]) -> tuple[SettingField, ...]:
+    """The provider's settings plus the framework's own: every device provider has ``field_mapping``
+    (integrations.services.fieldmap), unless it declares that name itself."""
+    from .base import SettingField
+
+    fields = tuple(cls.settings_fields)
+    if cls.capabilities.device_sync and all(f.name != FIELD_MAPPING for f in fields):
+        fields += (SettingField(
+            FIELD_MAPPING, "Field mapping", "field_mapping", default={}, in_form=False,
+            help_text="{target: source path}: asset fields (serial_number, os, ...) or attr.<name> from the "
+                      "provider's device record; overlays the provider's defaults, an empty path switches one off.",
+        ),)
+    return fields
+
+
 def defaults(cls: type[Provider]) -> dict[str, Any]:
-    return {f.name: f.default for f in cls.settings_fields}
+    return {f.name: f.default for f in declared(cls)}
 
 
 def options(cls: type[Provider], stored: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overlaid with the stored values of declared fields."""
-    known = {f.name for f in cls.settings_fields}
+    known = {f.name for f in declared(cls)}
     return {**defaults(cls), **{k: v for k, v in (stored or {}).items() if k in known}}
 
 
@@ -55,6 +73,11 @@ def _coerce(f: SettingField, value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, dict):
             return None, "Must be an object."
         return value, None
+    if f.kind == "field_mapping":
+        from .services import fieldmap
+
+        cleaned, problems = fieldmap.clean(value)
+        return (None, " ".join(problems)) if problems else (cleaned, None)
     raise ValueError(f"unknown setting kind {f.kind!r}")
 
 
@@ -63,7 +86,7 @@ def validate(provider: Provider, incoming: Any, stored: dict[str, Any] | None) -
     cls = type(provider)
     if not isinstance(incoming, dict):
         return dict(stored or {}), {"settings": ["Must be an object."]}
-    fields = {f.name: f for f in cls.settings_fields}
+    fields = {f.name: f for f in declared(cls)}
     errors: dict[str, list[str]] = {}
     unknown = sorted(set(incoming) - set(fields))
     if unknown:
@@ -94,5 +117,5 @@ def describe(cls: type[Provider]) -> list[dict[str, Any]]:
         {"name": f.name, "label": f.label, "kind": f.kind, "default": f.default,
          "choices": [c for c, _ in f.choices] or None, "min": f.min_value, "max": f.max_value,
          "help_text": f.help_text}
-        for f in cls.settings_fields
+        for f in declared(cls)
     ]

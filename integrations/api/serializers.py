@@ -59,7 +59,7 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
         "account_name": integration.account_name,
         "enabled": integration.enabled,
         "base_url": integration.base_url,
-        "settings": settings_schema.options(cls, integration.settings) if cls.settings_fields else {},
+        "settings": settings_schema.options(cls, integration.settings) if settings_schema.declared(cls) else {},
         "credentials": config.credential_state(integration),
         "poll_interval_minutes": integration.poll_interval_minutes,
         "poll_enabled": integration.poll_enabled,

@@ -21,6 +21,8 @@ from integrations.models import Integration, Job
 from integrations.records import DeviceRecord
 from integrations.registry import get_provider
 
+from . import fieldmap
+from .contacts import ContactIndex
 from .jobs import ProgressReporter
 from .orgs import resolution_map
 
@@ -41,7 +43,8 @@ _STATUSES = set(AssetStatus.values)
 # Provider-owned fields rewritten on every sync (identifiers below keep their value when the provider is silent).
 UPDATE_FIELDS = [
     "client", "site", "name", "hostname", "serial_number", "asset_type", "os", "platform", "make_model", "status",
-    "last_seen", "last_user", "public_ip", "local_ips", "remote_access_url", "retired_at", "updated_at",
+    "last_seen", "last_user", "public_ip", "local_ips", "remote_access_url", "attributes", "contact", "retired_at",
+    "updated_at",
 ]
 
 
@@ -60,23 +63,38 @@ def _chunks(it: Iterator[DeviceRecord], size: int) -> Iterator[list[DeviceRecord
         yield chunk
 
 
-def _apply(asset: Asset, d: DeviceRecord, client_id: int, site_id: int | None, now) -> None:
+def _apply(asset: Asset, d: DeviceRecord, client_id: int, site_id: int | None, now, *,
+           mapping: dict[str, str] | None = None, partial: bool = False) -> None:
+    """One device record onto its asset; ``mapping`` is the integration's field mapping. A ``partial``
+    record (a webhook payload the provider could not complete) sets only the fields it carries."""
     asset.client_id = client_id
     asset.site_id = site_id
-    asset.name = _clip(d.name, 255) or _clip(d.hostname, 255) or asset.name or _clip(d.external_id, 255)
+    mapped = fieldmap.apply(mapping or {}, d.raw) if mapping else fieldmap.Mapped()
+    name = mapped.fields.get("name") or _clip(d.name, 255) or _clip(d.hostname, 255)
+    asset.name = name or asset.name or _clip(d.external_id, 255)
     for field, value, n in (("hostname", d.hostname, 255), ("serial_number", d.serial_number, 255),
                             ("make_model", d.make_model, 255), ("os", d.os, 255), ("platform", d.platform, 50)):
-        value = _clip(value, n)
+        value = mapped.fields.get(field) or _clip(value, n)
         if value or not getattr(asset, field):
             setattr(asset, field, value)
-    asset.asset_type = d.asset_type if d.asset_type in _ASSET_TYPES else AssetType.OTHER
-    asset.status = d.status if d.status in _STATUSES else AssetStatus.UNKNOWN
+    kind = mapped.fields.get("asset_type") or d.asset_type
+    if not partial or kind in _ASSET_TYPES and kind != AssetType.OTHER:
+        asset.asset_type = kind if kind in _ASSET_TYPES else AssetType.OTHER
+    if not partial or d.status in _STATUSES and d.status != AssetStatus.UNKNOWN:
+        asset.status = d.status if d.status in _STATUSES else AssetStatus.UNKNOWN
     asset.last_seen = d.last_seen or asset.last_seen
-    asset.last_user = _clip(d.last_user, 255)
-    asset.public_ip = _clip(d.public_ip, 100)
-    asset.local_ips = [_clip(ip, 100) for ip in (d.local_ips or [])][:50]
+    for field, value, n in (("last_user", mapped.fields.get("last_user") or d.last_user, 255),
+                            ("public_ip", mapped.fields.get("public_ip") or d.public_ip, 100)):
+        value = _clip(value, n)
+        if value or not partial:
+            setattr(asset, field, value)
+    if d.local_ips or not partial:
+        asset.local_ips = [_clip(ip, 100) for ip in (d.local_ips or [])][:50]
     url = _clip(d.remote_access_url, 1000)
-    asset.remote_access_url = url if url.startswith(("https://", "http://")) else ""
+    if url or not partial:
+        asset.remote_access_url = url if url.startswith(("https://", "http://")) else ""
+    # A full record is the whole truth (an attribute whose source vanished goes); a partial one adds.
+    asset.attributes = {**(asset.attributes or {}), **mapped.attributes} if partial else mapped.attributes
     asset.retired_at = None
     asset.updated_at = now
 
@@ -84,6 +102,7 @@ def _apply(asset: Asset, d: DeviceRecord, client_id: int, site_id: int | None, n
 class _Totals:
     def __init__(self) -> None:
         self.created = self.updated = self.matched_by_serial = self.skipped_unmapped = self.total = 0
+        self.asset_ids: list[int] = []  # the assets written, in record order (live changes report them)
 
     def as_dict(self, retired: int) -> dict[str, int]:
         return {"created": self.created, "updated": self.updated, "matched_by_serial": self.matched_by_serial,
@@ -103,10 +122,11 @@ def sync_devices(integration: Integration, job: Job | None = None,
     started = timezone.now()
     totals = _Totals()
     provider = get_provider(integration)
+    mapping = fieldmap.effective(type(provider), integration.settings)
     try:
         devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
         for chunk in _chunks(devices, BATCH):
-            _sync_batch(integration.tenant_id, slug, chunk, resolved, totals, started)
+            apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals, mapping=mapping)
             if reporter:
                 reporter.advance(len(chunk))
     finally:
@@ -122,25 +142,50 @@ def sync_devices(integration: Integration, job: Job | None = None,
     return totals.as_dict(retired)
 
 
-def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
-                resolved: dict[str, tuple[int, int | None]], totals: _Totals, started) -> None:
+def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
+                  resolved: dict[str, tuple[int, int | None]], started=None, totals: _Totals | None = None,
+                  mapping: dict[str, str] | None = None, partial: bool = False) -> _Totals:
+    """Apply a batch of device records to assets: the device sync and live device changes alike.
+
+    ``resolved``: organization external id -> (client id, site id) of the mapped organizations;
+    a device of another organization is skipped. ``partial`` records carry only some fields: those
+    are set, the rest kept, and one that names no organization keeps its asset's client.
+    ``mapping``: the field mapping (default: the integration's effective one).
+    """
+    tenant_id, slug = integration.tenant_id, integration.provider
+    totals = totals if totals is not None else _Totals()
+    started = started or timezone.now()
+    if mapping is None:
+        from integrations.registry import get_provider_class
+
+        mapping = fieldmap.effective(get_provider_class(slug), integration.settings)
     totals.total += len(chunk)
-    devices: dict[str, tuple[DeviceRecord, int, int | None]] = {}
+    records: dict[str, DeviceRecord] = {}
     for d in chunk:
         ext_id = _clip(d.external_id, 255)
-        target = resolved.get(d.organization_external_id or "")
-        if target is None or not ext_id:
+        if not ext_id:
             totals.skipped_unmapped += 1
             continue
-        devices[ext_id] = (d, *target)  # a repeated id: the last record wins
-    if not devices:
-        return
+        records[ext_id] = d  # a repeated id: the last record wins
+    if not records:
+        return totals
     now = timezone.now()
     with transaction.atomic():
         known = {
             x.external_id: x.asset
-            for x in AssetExternalId.objects.select_related("asset").filter(provider=slug, external_id__in=list(devices))
+            for x in AssetExternalId.objects.select_related("asset").filter(provider=slug, external_id__in=list(records))
         }
+        devices: dict[str, tuple[DeviceRecord, int, int | None]] = {}
+        for ext_id, d in records.items():
+            target = resolved.get(d.organization_external_id or "")
+            if target is None and partial and not d.organization_external_id and ext_id in known:
+                target = (known[ext_id].client_id, known[ext_id].site_id)  # the event did not say: keep it
+            if target is None:
+                totals.skipped_unmapped += 1
+                continue
+            devices[ext_id] = (d, *target)
+        if not devices:
+            return totals
         by_serial = _serial_candidates(slug, devices, known, started)
         to_create: list[tuple[str, Asset]] = []
         to_attach: list[tuple[str, Asset]] = []
@@ -156,13 +201,14 @@ def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
                     to_attach.append((ext_id, asset))
             if asset is None:
                 asset = Asset(tenant_id=tenant_id, created_at=now)
-                _apply(asset, d, client_id, site_id, now)
+                _apply(asset, d, client_id, site_id, now, mapping=mapping, partial=partial)
                 to_create.append((ext_id, asset))
             else:
-                _apply(asset, d, client_id, site_id, now)
+                _apply(asset, d, client_id, site_id, now, mapping=mapping, partial=partial)
                 to_update[asset.pk] = asset
             if d.software is not None:
                 software[ext_id] = [asset, d.software]
+        _link_contacts([a for _, a in to_create] + list(to_update.values()))
         if to_create:
             Asset.objects.bulk_create([a for _, a in to_create], batch_size=BATCH)
             totals.created += len(to_create)
@@ -177,6 +223,16 @@ def _sync_batch(tenant_id: int, slug: str, chunk: list[DeviceRecord],
             AssetExternalId.objects.bulk_create(identities, batch_size=BATCH)
         if software:
             _replace_software(tenant_id, slug, software.values())
+        totals.asset_ids.extend(a.pk for _, a in to_create)
+        totals.asset_ids.extend(to_update)
+    return totals
+
+
+def _link_contacts(assets: list[Asset]) -> None:
+    """Each asset's contact from its last logged-in user (one query for the batch's clients)."""
+    index = ContactIndex({a.client_id for a in assets})
+    for asset in assets:
+        asset.contact_id = index.contact_for(asset.client_id, asset.last_user, asset.contact_id)
 
 
 def _bulk_update(tenant_id: int, assets: list[Asset]) -> None:

@@ -60,7 +60,8 @@ def test_put_round_trip_of_get_answer_keeps_credentials(api_a, connected, tenant
     assert r.status_code == 200, r.content
     with as_tenant(tenant_a.tenant):
         assert Integration.objects.get(provider="fake").get_credentials() == {"api_key": API_KEY}
-    assert r.json()["settings"] == {"note": "x", "x": 0}  # typed settings answer with their defaults
+    # Typed settings answer with their defaults (a device provider also has the framework's field mapping).
+    assert r.json()["settings"] == {"note": "x", "x": 0, "field_mapping": {}}
 
 
 def test_put_validation_errors(api_a, fake_provider, tenant_a, as_tenant):

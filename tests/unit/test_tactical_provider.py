@@ -181,4 +181,4 @@ def test_validate_settings(provider):
     stored, errors = settings_schema.validate(provider, {"agent_api": None}, {"agent_api": "beta", "sync_software": False})
     assert errors == {} and stored == {"sync_software": False}
     assert settings_schema.options(type(provider), stored) == {"sync_software": False, "sync_remote_access": True,
-                                                               "agent_api": "auto"}
+                                                               "agent_api": "auto", "field_mapping": {}}
