@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from integrations.base import (
     Capabilities,
     CredentialField,
     CredentialSet,
+    PanelCard,
     Provider,
     SettingField,
     WebhookRequest,
@@ -23,8 +25,8 @@ from integrations.errors import (
     AuthFailed,
     BadResponse,
     BlockedURL,
-    NotConfigured,
     NotFound,
+    NotResettable,
     PermissionDenied,
     ProviderError,
     RateLimited,
@@ -41,9 +43,18 @@ from integrations.records import (
     PollResult,
     WebhookEnvelope,
 )
+from integrations.services.config import remember
+from psa.tenancy import tenant_context
 
 from . import normalize, signature, webhook
-from .client import ACCESS_READ_ONLY, ACCESS_READ_WRITE, DEFAULT_BASE_URL, LevelClient, ResolveOutcome
+from .client import (
+    ACCESS_READ_ONLY,
+    ACCESS_READ_WRITE,
+    ACCESS_UNKNOWN,
+    DEFAULT_BASE_URL,
+    LevelClient,
+    ResolveOutcome,
+)
 
 log = logging.getLogger("integrations.level")
 
@@ -52,6 +63,31 @@ GROUP_CACHE_SECONDS = 15 * 60
 # Above this many devices of unknown group, one device listing replaces the lookups one by one.
 BULK_LOOKUP_MIN = 20
 ACCESS_WORDS = {ACCESS_READ_WRITE: "read and write", ACCESS_READ_ONLY: "read-only"}
+# provider_state key of what is known about the API key's access (see remember_access).
+KEY_ACCESS = "key_access"
+
+# Level's device record -> named asset attributes (the framework's field mapping; admins override it).
+# Standard fields (serial, OS, make/model, role -> type, last user, IPs) come from normalize.device.
+DEFAULT_FIELD_MAPPING = {
+    "attr.nickname": "nickname",
+    "attr.role": "role",
+    "attr.tags": "tags",
+    "attr.architecture": "architecture",
+    "attr.cpu": "cpus.0.model",
+    "attr.cpu_cores": "cpu_cores",
+    "attr.memory_bytes": "total_memory",
+    "attr.disks": "disk_partitions",
+    "attr.ip_addresses": "network_interfaces.*.ip_addresses",
+    "attr.mac_addresses": "network_interfaces.*.mac_address",
+    "attr.os_end_of_life": "operating_system.end_of_life",
+    "attr.last_reboot": "last_reboot_time",
+    "attr.maintenance_mode": "maintenance_mode",
+    "attr.security_risk": "security.risk",
+    "attr.antivirus": "security.antivirus_provider",
+    "attr.firewall_enabled": "security.firewall_enabled",
+    "attr.location": "city",
+    "attr.country": "country",
+}
 
 
 class LevelProvider(Provider):
@@ -72,6 +108,11 @@ class LevelProvider(Provider):
     severity_map = normalize.SEVERITY_MAP
     severity_map_doc: ClassVar[dict[str, str]] = dict(normalize.SEVERITY_MAP.table)
     signature_scheme = signature.LevelSignatureScheme()
+    default_field_mapping = DEFAULT_FIELD_MAPPING
+    docs = "docs/level.md"
+    panel_cards = (
+        PanelCard("level-routes", "level/routes_card.html", "integrations.level.views.routes_card_context"),
+    )
     settings_fields = (
         SettingField("severity_map", "Severity map", "map", default={}, in_form=False,
                      help_text="Level severity -> ours, overriding the default table (information -> info, "
@@ -82,10 +123,9 @@ class LevelProvider(Provider):
         super().__init__(integration)
         self._client: LevelClient | None = None
         self._groups: dict[str, str | None] = {}
-        # Set by the framework: device id -> group id from the synced assets (None: not known).
+        # Optional device id -> group id lookup tried before the cache and Level (tests use it).
         self.group_resolver = None
-        # What a real resolve proved about the key (conclusive, unlike the connection test's probe):
-        # the framework may store it where the card reads the key's access.
+        # What the last real resolve proved about the key (also stored: remember_access).
         self.learned_access: str | None = None
 
     # -- settings ------------------------------------------------------------------------
@@ -99,9 +139,31 @@ class LevelProvider(Provider):
         return {"settings.severity_map": errors} if errors else {}
 
     def stored_access(self) -> str | None:
-        """What the last connection test learned about the key (phase 2 decides where it lives)."""
-        value = self.settings.get("key_access")
-        return value if value in (ACCESS_READ_WRITE, ACCESS_READ_ONLY, "unknown") else None
+        """What is known about the key's access: read_write, read_only, unknown, or None (never tested)."""
+        value = (self.integration.provider_state or {}).get(KEY_ACCESS)
+        access = value.get("access") if isinstance(value, dict) else None
+        return access if access in (ACCESS_READ_WRITE, ACCESS_READ_ONLY, ACCESS_UNKNOWN) else None
+
+    def _key_hint(self) -> str:
+        hint = (self.integration.credentials_hint or {}).get("api_key")
+        return str(hint.get("last4") or "") if isinstance(hint, dict) else ""
+
+    def remember_access(self, access: str, reason: str, source: str) -> None:
+        """Store the key's access in provider_state (the card and the API show it).
+
+        A real resolve is proof; the connection test's probe is an inference. So a probe does not
+        overwrite what a resolve proved about the same key (same last 4 characters)."""
+        if self.integration.pk is None:
+            return
+        key = self._key_hint()
+        known = (self.integration.provider_state or {}).get(KEY_ACCESS)
+        if (source == "connection_test" and isinstance(known, dict) and known.get("source") == "resolve"
+                and known.get("key") == key and access != ACCESS_READ_ONLY):
+            return
+        with tenant_context(self.integration.tenant_id):
+            remember(self.integration, **{KEY_ACCESS: {
+                "access": access, "reason": reason, "source": source, "key": key, "at": timezone.now().isoformat(),
+            }})
 
     # -- client --------------------------------------------------------------------------
     @property
@@ -138,6 +200,7 @@ class LevelProvider(Provider):
         except BlockedURL as exc:
             return _failed(exc.code, str(exc))
         probe = self.client.probe_access()
+        self.remember_access(probe.access, probe.reason, "connection_test")
         access = ACCESS_WORDS.get(probe.access, "of unknown access (could not tell read-only from read and write)")
         note = (" Closing a ticket will not resolve its alert in Level." if probe.access == ACCESS_READ_ONLY else "")
         return ConnectionResult(
@@ -221,10 +284,12 @@ class LevelProvider(Provider):
         event = webhook.read(request.body)
         return WebhookEnvelope(delivery_id=event.delivery_id, summary=webhook.summary(event))
 
-    def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert]:
-        """Alerts only; device and group events are read by ``parse_directory_changes`` and unknown
-        event types give nothing (stored, no action)."""
+    def parse_webhook(self, request: WebhookRequest) -> list[NormalizedAlert | DirectoryChange]:
+        """Alerts (native and automation route) and, for device/group events, the DirectoryChange the
+        framework applies live; unknown event types give nothing (stored, no action)."""
         event = webhook.read(request.body)
+        if event.is_directory:
+            return list(self.parse_directory_changes(request))
         if event.route == webhook.ROUTE_AUTOMATION:
             if event.salvaged:
                 request.extra["salvaged"] = True
@@ -236,11 +301,16 @@ class LevelProvider(Provider):
             return [alert]
         if event.event_type not in webhook.ALERT_EVENTS:
             return []
-        alert = normalize.alert(event.data, event=webhook.ALERT_EVENTS[event.event_type],
-                                group_of_device=self.group_of_device, overrides=self.severity_overrides,
-                                occurred_at=event.occurred_at)
+        kind = webhook.ALERT_EVENTS[event.event_type]
+        alert = normalize.alert(event.data, event=kind, group_of_device=self.group_of_device,
+                                overrides=self.severity_overrides, occurred_at=event.occurred_at)
         if alert is None:
             raise WebhookParseError(f"The Level {event.event_type} webhook carries no alert id.")
+        if kind == AlertEventKind.TRIGGERED and event.occurred_at and (
+                alert.occurred_at is None or event.occurred_at > alert.occurred_at):
+            # A reopen: Level reuses the alert id and may keep its first started_at; the event's own
+            # time is what places it after the resolve we hold (the pipeline's "refired").
+            alert.occurred_at = event.occurred_at
         return [alert]
 
     def parse_directory_changes(self, request: WebhookRequest) -> list[DirectoryChange]:
@@ -288,24 +358,30 @@ class LevelProvider(Provider):
                                     overrides=self.severity_overrides)
             if alert is not None:
                 active.append(alert)
-        return PollResult(active=active, complete=True)
+        # Automation-route alerts are never in Level's alert list: reconcile must leave them alone.
+        return PollResult(active=active, complete=True, covers=self.reconciles)
 
-    def reconciles(self, external_id: str) -> bool:
-        """Whether the poll's active set speaks for this alert (automation-route alerts are never
-        in it, so reconcile must leave them alone)."""
+    @staticmethod
+    def reconciles(external_id: str) -> bool:
+        """Whether the poll's active set speaks for this alert (PollResult.covers)."""
         return not normalize.is_automation_alert(external_id)
 
     def reset_alert(self, external_id: str) -> None:
         if normalize.is_automation_alert(external_id):
-            raise NotConfigured("This alert came through a Level automation, not a Level alert: there is nothing "
-                                "to resolve in Level. Its automation's resolve action (or the next trigger) "
-                                "updates it.")
+            raise NotResettable("it came through a Level automation, not a Level alert, so there is nothing to "
+                                "resolve in Level. The automation's resolve body (or its next trigger) updates it.")
         try:
             outcome = self.client.resolve_alert(external_id)
-        except PermissionDenied:
+        except PermissionDenied as exc:
             self.learned_access = ACCESS_READ_ONLY
-            raise  # its message says how to give the key write access; the ticket gets it as a note
-        self.learned_access = ACCESS_READ_WRITE if outcome == ResolveOutcome.RESOLVED else self.learned_access
+            self.remember_access(ACCESS_READ_ONLY, "Level refused to resolve an alert with this key (403).",
+                                 "resolve")
+            # Not a failure: the ticket gets a note saying why and how to give the key write access.
+            raise NotResettable(str(exc)) from exc
+        if outcome == ResolveOutcome.RESOLVED:
+            if self.learned_access != ACCESS_READ_WRITE and self.stored_access() != ACCESS_READ_WRITE:
+                self.remember_access(ACCESS_READ_WRITE, "Level resolved an alert with this key.", "resolve")
+            self.learned_access = ACCESS_READ_WRITE
         if outcome == ResolveOutcome.NOT_FOUND:
             log.info("level alert %s already gone when resolving", external_id)
         elif outcome == ResolveOutcome.REFUSED:

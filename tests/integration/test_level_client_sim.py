@@ -8,7 +8,7 @@ import pytest
 
 from integrations import http as phttp
 from integrations.base import WebhookRequest
-from integrations.errors import AuthFailed, PermissionDenied
+from integrations.errors import AuthFailed, NotResettable
 from integrations.level import normalize
 from integrations.level.client import LevelClient
 from integrations.level.provider import LevelProvider
@@ -189,7 +189,7 @@ def test_poll_snapshot_and_resolve(sim, make_provider):
     assert {a.organization_external_id for a in result.active} == {sim.leaf["id"]}
     assert {a.severity for a in result.active} == {"medium"}
     # Resolve on close: read-only refused with a message, read/write resolves.
-    with pytest.raises(PermissionDenied, match="read-only"):
+    with pytest.raises(NotResettable, match="read-only"):
         make_provider(sim, sim.read_only_key).reset_alert(active[0]["id"])
     assert sim.alerts[active[0]["id"]]["is_resolved"] is False
     provider.reset_alert(active[0]["id"])

@@ -10,7 +10,7 @@ import respx
 
 from integrations import http as phttp
 from integrations.base import WebhookRequest
-from integrations.errors import NotConfigured, PermissionDenied, ProviderError, Unavailable, WebhookParseError
+from integrations.errors import NotResettable, ProviderError, Unavailable, WebhookParseError
 from integrations.level.client import PROBE_ALERT_ID
 from integrations.level.provider import LevelProvider
 from integrations.level.signature import sign
@@ -180,10 +180,27 @@ def test_severity_override_applies_to_webhooks(integration, mock):
     assert alert.severity == "critical"
 
 
-@pytest.mark.parametrize("event_type", ["device_updated", "group_created", "future_event"])
-def test_non_alert_events_give_no_alerts(provider, mock, event_type):
-    assert provider.parse_webhook(req(env(event_type, {"id": "X"}))) == []
+def test_unknown_event_types_give_nothing(provider, mock):
+    assert provider.parse_webhook(req(env("future_event", {"id": "X"}))) == []
     assert not mock.calls
+
+
+def test_device_and_group_events_give_directory_changes(provider, mock):
+    mock.get("/devices/X").mock(return_value=httpx.Response(200, json={"id": "X", "group_id": "G1"}))
+    [device] = provider.parse_webhook(req(env("device_updated", {"id": "X"})))
+    [group] = provider.parse_webhook(req(env("group_created", {"id": "G9", "name": "New", "parent_id": "G1"})))
+    assert (device.kind, device.device.organization_external_id) == (DirectoryChangeKind.DEVICE_UPSERT, "G1")
+    assert (group.kind, group.organization.parent_external_id) == (DirectoryChangeKind.ORG_UPSERT, "G1")
+
+
+def test_a_reopened_alert_is_placed_at_its_event_time(provider, mock):
+    """Level reuses the id on a reopen and may keep started_at: the event's time places it after our resolve."""
+    provider.group_resolver = lambda d: "G1"
+    reopened = dict(env("alert_active", ALERT), occurred_at="2025-03-20T08:00:00.000Z")
+    [alert] = provider.parse_webhook(req(reopened))
+    assert alert.occurred_at.isoformat() == "2025-03-20T08:00:00+00:00"
+    [first] = provider.parse_webhook(req(env("alert_active", ALERT)))  # event time == started_at
+    assert first.occurred_at.isoformat() == "2025-03-19T13:41:00+00:00"
 
 
 def test_alert_event_without_id_is_a_parse_error(provider):
@@ -272,23 +289,44 @@ def test_poll_failure_is_an_error_not_a_partial_snapshot(provider, mock):
         provider.poll_alerts()
 
 
-def test_reconcile_scope_excludes_automation_alerts(provider):
-    assert provider.reconciles("A1") is True
-    assert provider.reconciles("automation:D1|disk space low") is False
+def test_reconcile_scope_excludes_automation_alerts(provider, mock):
+    mock.get("/alerts").mock(return_value=httpx.Response(200, json={"data": [], "has_more": False}))
+    covers = provider.poll_alerts().covers
+    assert covers("A1") is True
+    assert covers("automation:D1|disk space low") is False
 
 
-def test_reset_resolves_in_level(provider, mock):
+def test_reset_resolves_in_level(provider, mock, integration):
     route = mock.post("/alerts/A1/resolve").mock(return_value=httpx.Response(200, json={**ALERT, "is_resolved": True}))
     assert provider.learned_access is None
     provider.reset_alert("A1")
     assert route.called and provider.learned_access == "read_write"
+    integration.refresh_from_db()
+    stored = integration.provider_state["key_access"]
+    assert (stored["access"], stored["source"]) == ("read_write", "resolve")
 
 
-def test_reset_with_a_read_only_key_says_what_to_do(provider, mock):
+def test_reset_with_a_read_only_key_is_declined_with_what_to_do(provider, mock, integration):
     mock.post("/alerts/A1/resolve").mock(return_value=httpx.Response(403, json={"error": "read-only"}))
-    with pytest.raises(PermissionDenied, match="read-only.*Settings > API keys"):
+    with pytest.raises(NotResettable, match="read-only.*Settings > API keys"):
         provider.reset_alert("A1")
     assert provider.learned_access == "read_only"
+    integration.refresh_from_db()
+    assert integration.provider_state["key_access"]["access"] == "read_only"
+    assert LevelProvider(integration).stored_access() == "read_only"
+
+
+def test_a_probe_does_not_overwrite_what_a_resolve_proved_for_the_same_key(provider, mock, integration):
+    integration.credentials_hint = {"api_key": {"set": True, "last4": "WXYZ"}}
+    integration.save()
+    mock.post("/alerts/A1/resolve").mock(return_value=httpx.Response(403, json={"error": "read-only"}))
+    with pytest.raises(NotResettable):
+        provider.reset_alert("A1")
+    provider.remember_access("read_write", "probe said 404", "connection_test")
+    assert LevelProvider(integration).stored_access() == "read_only"
+    integration.credentials_hint = {"api_key": {"set": True, "last4": "NEW1"}}  # another key: the probe counts
+    provider.remember_access("read_write", "probe said 404", "connection_test")
+    assert LevelProvider(integration).stored_access() == "read_write"
 
 
 def test_reset_of_a_gone_or_already_resolved_alert_is_done(provider, mock):
@@ -308,13 +346,14 @@ def test_reset_refused_while_still_active_is_an_error(provider, mock):
 
 
 def test_reset_of_an_automation_alert_explains_there_is_nothing_in_level(provider, mock):
-    with pytest.raises(NotConfigured, match="automation"):
+    with pytest.raises(NotResettable, match="automation"):
         provider.reset_alert("automation:D1|disk space low")
     assert not mock.calls
 
 
 def test_webhook_card_with_overrides_and_stored_access(integration):
-    integration.settings = {"severity_map": {"warning": "low"}, "key_access": "read_only"}
+    integration.settings = {"severity_map": {"Warning": "low"}}  # the word as Level writes it works too
+    integration.provider_state = {"key_access": {"access": "read_only", "source": "resolve"}}
     card = LevelProvider(integration).webhook_card("https://psa.example/webhooks/level/K/", "sec")
     assert card["severity_map"] == {"Information": "info", "Warning": "low", "Critical": "high",
                                     "Emergency": "critical"}
