@@ -11,7 +11,12 @@ class PsaConfig(AppConfig):
     verbose_name = "PSA core"
 
     def ready(self):
+        from django.db.backends.signals import connection_created
+
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        from .db import register_datetime_dumper
+
+        connection_created.connect(register_datetime_dumper, dispatch_uid="psa.db.datetime_dumper")
 
         if settings.EMBEDDED:
             log.info("Embedded mode: SQLite database, Celery tasks run in-process (set DATABASE_URL/REDIS_URL for production)")

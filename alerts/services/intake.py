@@ -3,7 +3,8 @@
 Order of checks (each answer gives a guesser nothing it did not already know):
 404 unknown key or provider mismatch -> 413 over the size limit (kept as failed when the
 sender proved the secret) -> 401 wrong or missing secret -> 429 absurd flood -> 400 body the
-provider cannot read (kept as failed with the reason) -> 202 stored (also for a redelivery).
+provider cannot read, or JSON refused for every provider by psa.jsonsafe (kept as failed with the
+reason) -> 202 stored (also for a redelivery).
 
 Providers that sign their webhooks declare ``Provider.signature_scheme``; its ``verify`` answers
 None for a request without any signature, which falls back to the shared-secret header. Headers a
@@ -32,6 +33,7 @@ from integrations.errors import WebhookParseError
 from integrations.models import Integration
 from integrations.ratelimit import redis_client as _redis_client
 from integrations.registry import get_provider_class, is_registered
+from psa import jsonsafe
 from psa.tenancy import tenant_context
 from psa.text import clean
 
@@ -217,6 +219,21 @@ def _content_length(request: HttpRequest) -> int | None:
         return None
 
 
+def unsafe_reason(body: bytes) -> str | None:
+    """Why a JSON body is refused whatever the provider (psa.jsonsafe: nesting, huge integers,
+    NaN/Infinity/1e400, lone surrogates), or None. A body that is not JSON at all is the provider's
+    to judge (some salvage it). A JSON string holding JSON (Tactical's fallback) is checked inside too."""
+    try:
+        document = jsonsafe.loads(body, strict=False)
+        if isinstance(document, str) and document.lstrip()[:1] in ("{", "["):
+            jsonsafe.loads(document, strict=False)
+    except jsonsafe.UnsafeJSON as exc:
+        return str(exc)
+    except ValueError:
+        return None
+    return None
+
+
 def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _answer(405, detail="Use POST.")
@@ -258,10 +275,17 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
         _touch(integration)
         meta["size"] = len(body)
         try:
+            refused = unsafe_reason(body)
+            if refused:
+                raise WebhookParseError(refused)
             envelope = provider_cls(integration).inspect_webhook(
                 WebhookRequest(body=body, headers=headers, query=query)
             )
-        except WebhookParseError as exc:
+        except Exception as exc:
+            if not isinstance(exc, WebhookParseError):
+                # A parser bug must not turn an authenticated delivery into a 500 with no trace.
+                log.exception("%s webhook parser raised on event of integration %s", provider_slug, integration.pk)
+                exc = WebhookParseError(f"The {provider_slug} parser could not read this body ({type(exc).__name__}).")
             reason = clean(str(exc), 1000) or "The body could not be read."
             event_id = events.store_failed(
                 integration, body=body, error=reason, summary="Unreadable webhook", **meta
