@@ -33,9 +33,39 @@ def asset_list(request):
     })
 
 
+def _size(value) -> str:
+    number = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(number) < 1024 or unit == "TB":
+            return f"{number:.0f} {unit}" if unit == "B" else f"{number:.1f} {unit}"
+        number /= 1024
+    return str(value)
+
+
+def _attr_text(key: str, value) -> str:
+    """One attribute value as text: sizes in bytes humanized, lists joined, objects as key: value."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and (key.endswith("bytes") or key in ("size", "free_space")):
+        return _size(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')}: {_attr_text(k, v)}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, list):
+        return "; ".join(_attr_text(key, v) for v in value if v not in (None, ""))
+    return "" if value is None else str(value)
+
+
+def attribute_rows(attributes) -> list[tuple[str, str, str]]:
+    """(name, label, text) of an asset's named attributes (the provider's field mapping), by name."""
+    if not isinstance(attributes, dict):
+        return []
+    return [(name, name.replace("_", " ").capitalize(), _attr_text(name, attributes[name]))
+            for name in sorted(attributes)]
+
+
 @member_required
 def asset_detail(request, pk: int):
-    asset = get_object_or_404(Asset.objects.select_related("client", "site"), pk=pk)
+    asset = get_object_or_404(Asset.objects.select_related("client", "site", "contact"), pk=pk)
     tickets = Ticket.objects.filter(asset=asset).select_related("status", "priority").order_by("-created_at", "-id")[:20]
     return render(request, "assets/detail.html", {
         "asset": asset, "pill": STATUS_PILL.get(asset.status, "muted"),
@@ -47,4 +77,5 @@ def asset_detail(request, pk: int):
         "software_count": asset.software.count(),
         "patches": asset.patches.order_by("installed", "title", "id")[:200],
         "patch_count": asset.patches.count(),
+        "attribute_rows": attribute_rows(asset.attributes),
     })

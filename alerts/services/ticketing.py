@@ -49,6 +49,8 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
         description=render_description(rule.description_template, ctx),
         client_id=alert.client_id,
         asset_id=alert.asset_id,
+        # The device's last logged-in user, linked to a contact of the client by the device sync.
+        contact_id=alert.asset.contact_id if alert.asset_id else None,
         priority=priority_for(rule, alert.severity),
         category_id=rule.category_id,
         assignee_id=rule.assignee_id,

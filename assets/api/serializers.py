@@ -17,9 +17,11 @@ class AssetSerializer(TenantModelSerializer):
         model = Asset
         fields = [
             "id", "client", "site", "name", "hostname", "serial_number", "asset_type", "os", "platform", "make_model",
-            "status", "last_seen", "last_user", "public_ip", "local_ips", "remote_access_url", "retired_at",
-            "external_ids", "created_at", "updated_at",
+            "status", "last_seen", "last_user", "contact", "public_ip", "local_ips", "remote_access_url",
+            "attributes", "retired_at", "external_ids", "created_at", "updated_at",
         ]
+        # Named attributes come from the provider's field mapping; the contact from the last user.
+        read_only_fields = ["attributes", "contact"]
 
 
 class SoftwareSerializer(serializers.ModelSerializer):

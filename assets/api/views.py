@@ -1,6 +1,10 @@
+import re
+
 import django_filters
 from django.db.models import Q
+from django.http import QueryDict
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 
 from assets.models import Asset
 from psa.api.permissions import IsTenantMember
@@ -22,11 +26,40 @@ class AssetFilter(django_filters.FilterSet):
         model = Asset
         fields: list[str] = []
 
+    def filter_queryset(self, queryset):
+        """Declared filters, then the named attributes: ``?attr.<name>=<value>`` (repeatable names)
+        or ``?attribute=<name>:<value>``; a case-insensitive exact match on the value as text."""
+        queryset = super().filter_queryset(queryset)
+        for name, value in attribute_filters(self.data):
+            queryset = queryset.filter(**{f"attributes__{name}__iexact": value})
+        return queryset
+
     def by_provider(self, qs, name, value):
         return qs.filter(external_ids__provider=value).distinct()
 
     def search(self, qs, name, value):
         return qs.filter(Q(name__icontains=value) | Q(hostname__icontains=value) | Q(serial_number__icontains=value))
+
+
+# Attribute names as the field mapping allows them (never "__", Django's lookup separator).
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+
+
+def attribute_filters(data) -> list[tuple[str, str]]:
+    pairs = [(key[len("attr."):], data.get(key)) for key in data if key.startswith("attr.")]
+    if isinstance(data, QueryDict):
+        raws = data.getlist("attribute")
+    else:
+        raws = [data["attribute"]] if data.get("attribute") else []
+    for raw in raws:
+        name, sep, value = str(raw).partition(":")
+        if not sep:
+            raise ValidationError({"attribute": ["Use attribute=<name>:<value>."]})
+        pairs.append((name, value))
+    for name, _ in pairs:
+        if not ATTRIBUTE_NAME.match(name) or "__" in name:
+            raise ValidationError({f"attr.{name}": ["Not an attribute name (lower-case letters, digits, _)."]})
+    return [(name, str(value)) for name, value in pairs]
 
 
 class AssetViewSet(TenantReadOnlyViewSet):
