@@ -4,7 +4,7 @@ from django.urls import path
 
 from integrations.plugins import provider_routes
 
-from .web import connection, operations, overview
+from .web import connection, fieldmap_view, operations, overview
 
 P = "settings/integrations/rmm/<slug:provider>/"
 
@@ -24,6 +24,8 @@ urlpatterns = [
     path(P + "organizations/automap/", operations.organizations_automap, name="settings-rmm-orgs-automap"),
     path(P + "organizations/<int:org_id>/", operations.organization_map, name="settings-rmm-org-map"),
     path(P + "devices/sync/", operations.devices_sync, name="settings-rmm-devices-sync"),
+    path(P + "field-mapping/", fieldmap_view.save_mapping, name="settings-rmm-field-mapping"),
+    path(P + "field-mapping/preview/", fieldmap_view.preview_mapping, name="settings-rmm-field-mapping-preview"),
     path(P + "jobs/<int:job_id>/", operations.job_progress, name="settings-rmm-job"),
     path(P + "jobs/start/<str:kind>/", operations.job_start, name="settings-rmm-job-start"),
 ]

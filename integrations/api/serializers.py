@@ -112,14 +112,35 @@ class ExternalOrganizationSerializer(TenantModelSerializer):
     effective_client = serializers.SerializerMethodField(
         help_text="The client this organization resolves to (its own mapping or the nearest mapped ancestor's)."
     )
+    mapped_via = serializers.SerializerMethodField(
+        help_text="The organization (id) that carries the effective mapping: itself, the nearest mapped "
+                  "ancestor, or null when nothing maps it."
+    )
+    subtree_device_count = serializers.SerializerMethodField(
+        help_text="Devices of this organization and its descendants, as the provider counts them (null: unknown)."
+    )
 
     class Meta:
         model = ExternalOrganization
         fields = ["id", "external_id", "name", "kind", "parent_external_id", "client", "site", "mapping",
-                  "effective_client", "missing_since", "last_seen_at", "created_at"]
+                  "effective_client", "mapped_via", "device_count", "subtree_device_count", "missing_since",
+                  "last_seen_at", "created_at"]
         read_only_fields = ["id", "external_id", "name", "kind", "parent_external_id", "mapping",
-                            "effective_client", "missing_since", "last_seen_at", "created_at"]
+                            "effective_client", "mapped_via", "device_count", "subtree_device_count",
+                            "missing_since", "last_seen_at", "created_at"]
         extra_kwargs = {"client": {"allow_null": True}, "site": {"allow_null": True, "required": False}}
+
+    def _tree(self, obj):
+        tree = self.context.get("tree")
+        return tree.get(obj.external_id) if tree is not None else None
+
+    def get_mapped_via(self, obj) -> int | None:
+        node = self._tree(obj)
+        return node.via_pk if node is not None else (obj.pk if obj.client_id else None)
+
+    def get_subtree_device_count(self, obj) -> int | None:
+        node = self._tree(obj)
+        return node.subtree_device_count if node is not None else obj.device_count
 
     def get_effective_client(self, obj) -> int | None:
         resolved = self.context.get("resolution")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import django_filters
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 
 from integrations import registry
+from integrations.errors import ProviderError
 from integrations.models import ExternalOrganization, Integration, Job
-from integrations.services import config, jobs, orgs
+from integrations.services import config, fieldmap, jobs, orgs
+from integrations.services.errors import describe_error
 from integrations.services.status import counts_for, provider_counts
 from psa.api.permissions import IsTenantAdmin
 from psa.api.viewsets import TenantReadOnlyViewSet, TenantViewSetMixin
@@ -23,6 +25,11 @@ from .serializers import (
 )
 
 SLUG_RE = r"[a-z0-9_-]+"
+
+
+class ProviderUnavailable(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The provider could not be reached."
 
 
 def _not_set_up(cls) -> ValidationError:
@@ -107,6 +114,49 @@ class IntegrationViewSet(viewsets.ViewSet):
         config.rotate_webhook_secret(integration)
         return Response(config.webhook_card(integration, request))
 
+    def _device_provider(self, provider: str):
+        cls = config.provider_class(provider)
+        if not cls.capabilities.device_sync:
+            raise NotFound(f"{cls.name} does not sync devices.")
+        return cls
+
+    @action(detail=True, methods=["get", "put"], url_path="field-mapping")
+    def field_mapping(self, request, provider=None):
+        """GET: {targets, defaults, mapping, effective}; PUT {"mapping": {target: path}} stores the overlay
+        (the ``field_mapping`` setting) without a connection test."""
+        cls = self._device_provider(provider)
+        if request.method == "PUT":
+            mapping = request.data.get("mapping") if isinstance(request.data, dict) else None
+            if not isinstance(mapping, dict):
+                raise ValidationError({"mapping": ["An object of {target: source path}."]})
+            integration = config.update_integration(self._existing(provider),
+                                                    settings={fieldmap.SETTING: mapping}, test=False)
+        else:
+            integration = Integration.objects.filter(provider=provider).first() or config.unsaved_integration(provider)
+        return Response(fieldmap.describe(cls, integration.settings))
+
+    @action(detail=True, methods=["post"], url_path="field-mapping/preview")
+    def field_mapping_preview(self, request, provider=None):
+        """POST {"mapping"?: {...}, "device"?: external id}: the asset one real device would give."""
+        self._device_provider(provider)
+        integration = self._existing(provider)
+        body = request.data if isinstance(request.data, dict) else {}
+        mapping = None
+        if body.get("mapping") is not None:
+            cleaned, problems = fieldmap.clean(body["mapping"])
+            if problems:
+                raise ValidationError({"mapping": problems})
+            cls = config.provider_class(provider)
+            # The same overlay a save would store, over the provider's defaults.
+            mapping = fieldmap.effective(cls, {fieldmap.SETTING: cleaned})
+        device = body.get("device")
+        try:
+            return Response(fieldmap.preview(integration, mapping, str(device) if device else None))
+        except fieldmap.PreviewUnavailable as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        except ProviderError as exc:
+            raise ProviderUnavailable(describe_error(exc)) from None
+
     @action(detail=True, methods=["post"], url_path="devices/sync")
     def devices_sync(self, request, provider=None):
         return start(request, self._existing(provider), jobs.DEVICE_SYNC)
@@ -171,9 +221,10 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
 
     def get_serializer_context(self):
         ctx = super().get_serializer_context()
-        if self.action == "list":
+        if self.action in ("list", "retrieve", "update", "partial_update"):
             integration = Integration.objects.filter(provider=self.kwargs.get("provider")).first()
             ctx["resolution"] = orgs.resolution_map(integration) if integration else {}
+            ctx["tree"] = orgs.integration_tree(integration) if integration else {}
         return ctx
 
     def perform_update(self, serializer):
@@ -182,6 +233,9 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
         client = v.get("client", org.client)
         site = v.get("site") if "site" in v else (org.site if client == org.client else None)
         orgs.set_mapping(org, client, site)
+        # The answer shows the tree after this change (inheritance of the subtree included).
+        serializer.context["resolution"] = orgs.resolution_map(org.integration)
+        serializer.context["tree"] = orgs.integration_tree(org.integration)
 
     def _integration(self) -> Integration:
         try:

@@ -234,3 +234,67 @@ def apply(mapping: Mapping[str, str], raw: Any) -> Mapped:
                     row["note"] = f"Not stored: over {MAX_ATTRIBUTE_BYTES} bytes as JSON, or not a JSON value."
         result.sources.append(row)
     return result
+
+
+# -- the preview (API and panel card) ------------------------------------------------------------
+PREVIEW_SCAN = 1000  # devices looked through for a named one before giving up
+
+
+class PreviewUnavailable(Exception):
+    """No device to preview on (nothing mapped, or the named device is not among the mapped ones)."""
+
+
+def describe(provider_cls, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """{targets, defaults, mapping (this integration's overlay), effective} for the API and the card."""
+    stored = (settings or {}).get(SETTING)
+    return {
+        "targets": [*STANDARD_TARGETS, "attr.<name>"],
+        "defaults": dict(provider_cls.default_field_mapping),
+        "mapping": dict(stored) if isinstance(stored, Mapping) else {},
+        "effective": effective(provider_cls, settings),
+    }
+
+
+def preview(integration, mapping: Mapping[str, str] | None = None, device: str | None = None) -> dict[str, Any]:
+    """What one real device of a mapped organization would give its asset under ``mapping`` (default: the
+    integration's effective mapping), computed by the device sync's own code, without saving anything.
+
+    Raises PreviewUnavailable, or the provider's errors (integrations.errors)."""
+    from django.utils import timezone
+
+    from assets.models import Asset
+    from integrations.base import opened
+
+    from .devices import _apply
+    from .orgs import resolution_map
+
+    resolved = resolution_map(integration)
+    if not resolved:
+        raise PreviewUnavailable("Map an organization to a client first: the preview uses one of its devices.")
+    record = None
+    with opened(integration) as provider:
+        if mapping is None:
+            mapping = effective(type(provider), integration.settings)
+        for seen, candidate in enumerate(provider.iter_devices(set(resolved)), 1):
+            if device is None or candidate.external_id == device:
+                record = candidate
+                break
+            if seen >= PREVIEW_SCAN:
+                break
+    if record is None:
+        raise PreviewUnavailable(f"Device {device} is not among the devices of the mapped organizations."
+                                 if device else "The mapped organizations have no devices.")
+    client_id, site_id = resolved.get(record.organization_external_id or "", (None, None))
+    asset = Asset(tenant_id=integration.tenant_id)
+    _apply(asset, record, client_id, site_id, timezone.now(), mapping=dict(mapping))
+    mapped = apply(mapping, record.raw)
+    return {
+        "device": {"external_id": record.external_id, "name": record.name,
+                   "organization_external_id": record.organization_external_id, "client": client_id},
+        "asset": {f: getattr(asset, f) for f in (
+            "name", "hostname", "serial_number", "asset_type", "os", "platform", "make_model", "status",
+            "last_user", "public_ip", "local_ips", "remote_access_url")},
+        "attributes": asset.attributes,
+        "entries": mapped.sources,
+        "paths": available_paths(record.raw),
+    }

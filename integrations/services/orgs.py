@@ -241,3 +241,61 @@ def resolution_map(integration: Integration) -> dict[str, tuple[int, int | None]
         return result
 
     return {ext: res for ext in rows if (res := resolve(ext)) is not None}
+
+
+@dataclass
+class TreeInfo:
+    """One organization's place in the tree, for the organizations card and API."""
+
+    pk: int
+    external_id: str
+    depth: int = 0
+    effective_client_id: int | None = None
+    # The organization carrying the mapping (itself or the nearest mapped ancestor), None when unmapped.
+    via_pk: int | None = None
+    via_external_id: str | None = None
+    device_count: int | None = None  # the provider's count for this organization alone
+    subtree_device_count: int | None = None  # this organization and its descendants (known counts)
+    unmapped_device_count: int | None = None  # of those, the ones that resolve to no client
+
+
+def tree_info(rows: Iterable[tuple[int, str, str | None, int | None, int | None]]) -> dict[str, TreeInfo]:
+    """external_id -> TreeInfo from (pk, external_id, parent_external_id, client_id, device_count) rows.
+
+    Same rule as ``resolve_organization``: the nearest mapped ancestor carries the mapping; a parent
+    that is not among the rows, or a cycle, ends the walk."""
+    rows = list(rows)
+    info = {ext: TreeInfo(pk=pk, external_id=ext, device_count=count) for pk, ext, _p, _c, count in rows}
+    parent = {ext: (p if p in info and p != ext else None) for _pk, ext, p, _c, _n in rows}
+    client = {ext: c for _pk, ext, _p, c, _n in rows}
+    for ext, node in info.items():
+        cur, seen = ext, []
+        while cur is not None and cur not in seen and len(seen) < MAX_DEPTH:
+            if client[cur] is not None and node.via_external_id is None:
+                node.via_external_id, node.via_pk, node.effective_client_id = cur, info[cur].pk, client[cur]
+            seen.append(cur)
+            cur = parent[cur]
+        node.depth = len(seen) - 1 if cur is None else 0  # a cycle: shown at the top
+    # Sums over subtrees, children before parents (deepest first).
+    for ext in sorted(info, key=lambda e: -info[e].depth):
+        node = info[ext]
+        own = node.device_count
+        node.subtree_device_count = _add(node.subtree_device_count, own)
+        if node.effective_client_id is None:
+            node.unmapped_device_count = _add(node.unmapped_device_count, own)
+        up = parent[ext]
+        if up is not None and info[up].depth < node.depth:
+            info[up].subtree_device_count = _add(info[up].subtree_device_count, node.subtree_device_count)
+            info[up].unmapped_device_count = _add(info[up].unmapped_device_count, node.unmapped_device_count)
+    return info
+
+
+def _add(total: int | None, value: int | None) -> int | None:
+    if value is None:
+        return total
+    return (total or 0) + value
+
+
+def integration_tree(integration: Integration) -> dict[str, TreeInfo]:
+    return tree_info(ExternalOrganization.objects.filter(integration=integration).values_list(
+        "pk", "external_id", "parent_external_id", "client_id", "device_count"))

@@ -88,27 +88,56 @@ def tree_order(orgs: list) -> list:
     def walk(parent, depth):
         for o in by_parent.get(parent, []):
             o.depth = depth
+            o.indent = f"{0.6 + 1.4 * min(depth, 12):.1f}"  # rem, for the row's first cell
             out.append(o)
-            if depth < 10:
+            if depth < 64:
                 walk(o.external_id, depth + 1)
 
     walk(None, 0)
     seen = {id(o) for o in out}
-    out.extend(o for o in orgs if id(o) not in seen)  # cycles in provider data: still listed
+    for o in orgs:  # cycles in provider data: still listed, at the top level
+        if id(o) not in seen:
+            o.depth, o.indent = 0, "0.6"
+            out.append(o)
     return out
+
+
+def annotate_tree(all_orgs: list, clients: list) -> dict[str, int]:
+    """Each organization's inherited mapping and device counts (integrations.services.orgs.tree_info):
+    ``inherited_client`` / ``inherited_from`` for a row mapped through an ancestor, ``resolved`` (any
+    client at all), ``unmapped_devices`` for the top of a subtree that resolves to no client."""
+    from integrations.services.orgs import tree_info
+
+    info = tree_info((o.pk, o.external_id, o.parent_external_id, o.client_id, o.device_count) for o in all_orgs)
+    by_pk = {o.pk: o for o in all_orgs}
+    names = {c.pk: c.name for c in clients}
+    counts = {"mapped": 0, "inherited": 0, "unmapped": 0}
+    for o in all_orgs:
+        node = info[o.external_id]
+        o.resolved = node.effective_client_id is not None
+        o.inherited_from = by_pk[node.via_pk] if o.client_id is None and node.via_pk is not None else None
+        o.inherited_client = names.get(node.effective_client_id, "") if o.inherited_from is not None else ""
+        o.subtree_devices = node.subtree_device_count
+        parent = info.get(o.parent_external_id or "")
+        # Amber with its count: the top of a subtree that resolves to no client.
+        o.unmapped_top = not o.resolved and (parent is None or parent.effective_client_id is not None)
+        o.unmapped_devices = node.unmapped_device_count
+        counts["mapped" if o.client_id else "inherited" if o.resolved else "unmapped"] += 1
+    return counts
 
 
 def orgs_ctx(provider_cls, integration, *, only_unmapped=False, automap_summary="") -> dict[str, Any]:
     all_orgs = list(integration.organizations.all().order_by("name", "id"))
-    mapped = sum(1 for o in all_orgs if o.client_id)
+    clients = list(Client.objects.filter(is_active=True).order_by("name", "id"))
+    counts = annotate_tree(all_orgs, clients)
     orgs = tree_order(all_orgs)
     if only_unmapped:
-        orgs = [o for o in orgs if not o.client_id]
+        orgs = [o for o in orgs if not o.resolved]
     return {
         "orgs": orgs,
-        "org_counts": {"mapped": mapped, "unmapped": len(all_orgs) - mapped},
+        "org_counts": counts,
         "org_has_children": any(o.parent_external_id for o in all_orgs),
-        "clients": list(Client.objects.filter(is_active=True).order_by("name", "id")),
+        "clients": clients,
         "only_unmapped": only_unmapped,
         "automap_summary": automap_summary,
         "org_job": latest_job(integration, jobs.ORG_SYNC),
@@ -168,7 +197,10 @@ def panel_context(request, provider_cls, **overrides) -> dict[str, Any]:
     if integration is not None:
         ctx.update(orgs_ctx(provider_cls, integration, only_unmapped=request.GET.get("unmapped") == "1"))
         if provider_cls.capabilities.device_sync:
+            from .fieldmap_view import fieldmap_ctx
+
             ctx.update(devices_ctx(provider_cls, integration))
+            ctx.update(fieldmap_ctx(provider_cls, integration))
         if provider_cls.capabilities.webhooks:
             ctx.update(webhook_ctx(request, provider_cls, integration))
         if provider_cls.capabilities.polling:

@@ -116,11 +116,12 @@ def organization_map(request, provider: str, org_id: int):
             return _panel(cls.slug)
         messages.error(request, f"{org.name}: {row_error}")
         return _panel(cls.slug)
-    org.refresh_from_db()
-    org.depth = 1 if org.parent_external_id else 0
-    ctx = {"provider": ProviderView(cls), "org": org, "clients": orgs_ctx(cls, integration)["clients"],
-           "row_error": row_error, "row_saved": saved}
-    return render(request, "integrations/_org_row.html", ctx, status=200)
+    # The whole card: a mapping changes what every row of its subtree inherits.
+    ctx = orgs_ctx(cls, integration, only_unmapped=request.POST.get("unmapped") == "1")
+    for row in ctx["orgs"]:
+        if row.pk == org.pk:
+            row.row_error, row.row_saved = row_error, saved
+    return _card(request, cls, integration, "organizations", ctx)
 
 
 # -- devices -------------------------------------------------------------------------------------------
