@@ -7,7 +7,9 @@ provider cannot read, or JSON refused for every provider by psa.jsonsafe (kept a
 reason) -> 202 stored (also for a redelivery).
 
 Providers that sign their webhooks declare ``Provider.signature_scheme``; its ``verify`` answers
-None for a request without any signature, which falls back to the shared-secret header. Headers a
+None for a request without any signature, which falls back to the shared-secret header. A signed
+request whose signature does not match answers 401 and is kept as a failed event (a few per
+minute), so an admin sees a mistyped secret in the event log. Headers a
 provider declares in ``secret_headers`` are redacted from the stored request, like ours.
 """
 
@@ -113,7 +115,12 @@ def _shared_secret_ok(provider_cls, headers: dict[str, str], query: dict[str, st
     return hmac.compare_digest(supplied.encode(), secret.encode())
 
 
-def _authenticated(provider_cls, integration, body: bytes | None, headers, query, secret: str) -> bool:
+AUTH_OK = "ok"
+AUTH_REFUSED = "refused"  # no or wrong shared secret, or no key to check a signature with
+AUTH_BAD_SIGNATURE = "bad_signature"  # the request is signed, and the signature does not match
+
+
+def _authentication(provider_cls, integration, body: bytes | None, headers, query, secret: str) -> str:
     scheme = provider_cls.signature_scheme
     if scheme is not None and body is not None:
         try:
@@ -121,10 +128,38 @@ def _authenticated(provider_cls, integration, body: bytes | None, headers, query
             verdict = scheme.verify(WebhookRequest(body=body, headers=headers, query=query), key) if key else False
         except Exception as exc:
             log.warning("signature check of integration %s raised %s", integration.pk, type(exc).__name__)
-            return False
+            return AUTH_REFUSED
         if verdict is not None:
-            return bool(verdict)
-    return _shared_secret_ok(provider_cls, headers, query, secret)
+            return AUTH_OK if verdict else (AUTH_BAD_SIGNATURE if key else AUTH_REFUSED)
+    return AUTH_OK if _shared_secret_ok(provider_cls, headers, query, secret) else AUTH_REFUSED
+
+
+# Requests with a wrong signature kept in the event log per integration and minute: enough to show an
+# admin a mistyped secret, too few for a stranger to fill the table.
+BAD_SIGNATURE_KEEP_PER_MINUTE = 20
+
+
+def _keep_bad_signature(integration, provider_cls, body: bytes, meta: dict) -> None:
+    """Log a request whose signature did not match as a failed event (401 all the same). Its
+    secret-bearing headers are redacted like every stored request's; the signature is not a secret."""
+    key = f"psa:webhook-bad-signature:{integration.pk}:{int(time.time() // 60)}"
+    try:
+        cache.add(key, 0, timeout=120)
+        if cache.incr(key) > BAD_SIGNATURE_KEEP_PER_MINUTE:
+            return
+    except Exception:  # the cache being down: keep the event (the 401 is what matters)
+        log.warning("bad-signature counter unavailable for integration %s", integration.pk)
+    scheme = provider_cls.signature_scheme
+    headers = ", ".join(scheme.headers) if scheme is not None and scheme.headers else "signature header"
+    events.store_failed(
+        integration,
+        body=body[:OVERSIZE_KEEP_BYTES],
+        error=(f"Signature check failed ({headers}): the request is signed, but not with this integration's "
+               f"secret. Paste the webhook card's secret into {provider_cls.name} again (or rotate it and "
+               "paste the new one). Refused with 401."),
+        summary="Bad signature",
+        **dict(meta, size=len(body)),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -268,7 +303,10 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
             return _oversized(
                 integration, provider_cls, body[:OVERSIZE_KEEP_BYTES], len(body), headers, query, secret, meta
             )
-        if not _authenticated(provider_cls, integration, body, headers, query, secret):
+        verdict = _authentication(provider_cls, integration, body, headers, query, secret)
+        if verdict != AUTH_OK:
+            if verdict == AUTH_BAD_SIGNATURE:
+                _keep_bad_signature(integration, provider_cls, body, meta)
             return _answer(401, detail="Unauthorized")
         if flooded(integration.pk):
             return _answer(429, detail="Too many requests for this integration; slow down.")

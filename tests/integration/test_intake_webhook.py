@@ -276,6 +276,47 @@ def test_provider_signature_scheme_replaces_the_shared_secret(fx, fake_provider)
     assert fx.post(json.dumps(trigger("s-2")), secret=SECRET).status_code == 202
 
 
+def test_bad_signature_is_401_and_kept_as_a_failed_event_without_secrets(fx, fake_provider, monkeypatch):
+    """A signed request whose signature does not match (e.g. a mistyped secret in the provider) is refused,
+    and the event log shows why; an unsigned request with a wrong shared secret is still not stored."""
+    import hashlib
+    import hmac
+
+    from alerts.services import intake
+    from integrations.base import SignatureScheme
+
+    class FakeHmac(SignatureScheme):
+        name = "fake-hmac"
+        headers = ("X-Fake-Signature",)
+
+        def verify(self, request, secret):
+            supplied = request.headers.get("x-fake-signature")
+            if supplied is None:
+                return None
+            expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+            return hmac.compare_digest(supplied, expected)
+
+    fake_provider.signature_scheme = FakeHmac()
+    body = json.dumps(trigger("b-1")).encode()
+    r = fx.post(body, secret=SECRET, HTTP_X_FAKE_SIGNATURE="sha256=" + "0" * 64, HTTP_AUTHORIZATION="Bearer t")
+    assert r.status_code == 401 and r.json() == {"detail": "Unauthorized"}
+    (event,) = _events(fx)
+    assert event.status == "failed" and event.summary == "Bad signature"
+    assert "Signature check failed (X-Fake-Signature)" in event.error and "401" in event.error
+    assert bytes(event.body) == body and event.delivery_id is None
+    assert event.headers["x-psa-webhook-secret"] == "[redacted]" and event.headers["authorization"] == "[redacted]"
+    assert SECRET not in json.dumps(event.headers) and SECRET not in event.error
+    assert not Alert.objects.unscoped().exists()  # refused: nothing processed
+    # Unsigned with a wrong shared secret: 401, not stored (a guesser leaves no trace).
+    assert fx.post(json.dumps(trigger("b-2")), secret="wrong").status_code == 401
+    assert len(_events(fx)) == 1
+    # A stranger cannot fill the table: a few per minute are kept, every one is refused.
+    monkeypatch.setattr(intake, "BAD_SIGNATURE_KEEP_PER_MINUTE", 3)
+    for _ in range(10):
+        assert fx.post(body, secret=None, HTTP_X_FAKE_SIGNATURE="sha256=00").status_code == 401
+    assert 3 <= len(_events(fx)) <= 6  # 3 per minute (twice if the minute turned meanwhile)
+
+
 def test_rotated_secret_is_refused_at_once(fx):
     """The decrypted secret is cached per ciphertext; rotation writes a new one, so the old
     secret stops working on the very next request (no TTL to wait out)."""
