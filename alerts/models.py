@@ -55,6 +55,9 @@ class InboundEvent(TenantModel):
         indexes = [
             models.Index(fields=["tenant", "integration", "-received_at"]),
             models.Index(fields=["status", "received_at"], name="inbound_status_received"),
+            # The dispatcher's fair claim: per integration, its oldest waiting events (alerts.services.dispatch).
+            models.Index(fields=["integration", "received_at", "id"], name="inbound_pending_by_integration",
+                         condition=Q(status="accepted")),
         ]
 
 
