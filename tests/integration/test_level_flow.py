@@ -102,7 +102,7 @@ def setup(api_a, tenant_a, make_client, sim):
 
 
 def test_tree_inheritance_devices_fields_and_contacts(api_a, admin_web, setup, sim):
-    harbor, branch, orgs = setup["harbor"], setup["branch"], setup["orgs"]
+    harbor, branch = setup["harbor"], setup["branch"]
     tree = {o["name"]: o for o in pages(api_a, f"{L}/organizations/")}
     deep, top = tree["Client 1 / L2-1 / L3-1 / L4-2"], tree["Client 1"]
     assert (deep["client"], deep["effective_client"], deep["mapped_via"]) == (None, harbor.pk, top["id"])
