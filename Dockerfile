@@ -11,4 +11,6 @@ RUN pip install --no-cache-dir . \
 USER psa
 
 EXPOSE 8000
-CMD ["gunicorn", "psa.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# gunicorn.conf.py: gthread workers, timeouts, request limits (README, "Production"); put the
+# buffering proxy (deploy/nginx) in front.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "psa.wsgi:application"]

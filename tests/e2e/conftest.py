@@ -2,7 +2,7 @@
 
 - ``live_stack`` (module: one stack per test module, stopped before the next module, so
   no live worker outlives the e2e tests and consumes another test's messages; settings
-  ``tests.e2e.live_settings``, the product's with recovery timers shortened): gunicorn ``psa.wsgi:application`` (2 workers x 4 threads) and
+  ``tests.e2e.live_settings``, the product's with recovery timers shortened): gunicorn ``psa.wsgi:application`` (the shipped gunicorn.conf.py) and
   ``celery -A psa worker -c 2`` (no ``-Q``: every queue, as operators run it) started against
   pytest-django's test database and the test Redis db (flushed first). Logs go to
   ``test-artifacts/e2e/``; their tail is attached to every failing e2e test's report.

@@ -167,8 +167,8 @@ class LiveStack:
         redis_url: str,
         *,
         artifacts: Path = ARTIFACTS,
-        web_workers: int = 2,
-        web_threads: int = 4,
+        web_workers: int | None = None,
+        web_threads: int | None = None,
         worker_concurrency: int = 2,
         queues: tuple[str, ...] | None = None,
         extra_env: dict[str, str] | None = None,
@@ -183,23 +183,26 @@ class LiveStack:
         self.label = label or f"{os.getpid()}"
         self.queues = queues
         self.start_worker_flag = start_worker
+        # The shipped gunicorn.conf.py (what production runs); only the address, the log level and,
+        # when a caller asks (the benches), the worker and thread counts are overridden.
+        sizing = [*(["--workers", str(web_workers)] if web_workers else []),
+                  *(["--threads", str(web_threads)] if web_threads else [])]
         self.web = Proc(
             "gunicorn",
             [
                 str(VENV_BIN / "gunicorn"),
+                "-c",
+                str(REPO / "gunicorn.conf.py"),
                 "psa.wsgi:application",
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                "--workers",
-                str(web_workers),
-                "--threads",
-                str(web_threads),
-                "--timeout",
-                "60",
+                *sizing,
                 "--graceful-timeout",
                 "5",
                 "--log-level",
                 "warning",
+                "--access-logfile",
+                "/dev/null",
             ],
             self.env,
             artifacts / f"gunicorn-{self.label}.log",

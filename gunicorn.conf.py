@@ -1,0 +1,38 @@
+"""gunicorn settings for every deployment (README, Dockerfile, docker-compose, the e2e harness).
+
+    gunicorn -c gunicorn.conf.py psa.wsgi:application
+
+Threads (gthread), not the default sync worker: with sync workers one slow client holds a whole
+worker, and two sockets trickling headers took the site offline. Here a slow client holds one
+thread of ``workers x threads``; the buffering proxy in front (deploy/nginx, docker-compose
+``proxy``) holds slow clients itself and hands gunicorn only complete requests. gunicorn does not
+time out a client that stalls mid-request: in production it must sit behind that proxy.
+Environment: GUNICORN_BIND, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_TIMEOUT,
+GUNICORN_ACCESSLOG ("-" = stdout, empty = off), FORWARDED_ALLOW_IPS (read by gunicorn itself).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+
+# A worker whose main loop is silent this long is restarted (requests run in threads: a slow
+# request does not trip it). Graceful shutdown lets in-flight webhooks finish.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+# Idle kept-alive connections wait on the poller (no thread) and are closed after this.
+keepalive = 5
+
+# Request head limits (a webhook URL with its query fits easily; headers stay small).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Recycle workers now and then (memory hygiene), staggered so they do not restart together.
+max_requests = 5000
+max_requests_jitter = 500
+
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
