@@ -16,8 +16,8 @@ from tests.simulators.level import LevelSimulator, WebhookSender
 
 from .flows import (
     WAIT,
-    all_pages,
     alert_tickets,
+    all_pages,
     closed_status,
     create_client,
     events,
