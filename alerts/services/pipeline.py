@@ -10,7 +10,8 @@ killed half-way leaves nothing behind and the rerun does the work exactly once.
 Every returned Alert carries ``alert.outcome``: {"alert", "action", "ticket", "rule"} where
 action is one of ticket_created, occurrence, suppressed, ignored, unmapped, redelivery,
 updated, reevaluated:<action>, refired:<action>, resolved, resolved_ticket_closed,
-resolve_ignored, resolved_unseen.
+resolve_ignored, resolved_unseen, note_added, note_redelivery, note_without_ticket,
+note_for_unseen_alert (an UPDATED event carrying a ``note``: no alert row is made for it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbou
         now = timezone.now()
         # A clock ahead of ours must not put the alert out of reach of resolves and reconcile.
         at = min(na.occurred_at, now) if na.occurred_at else now
+        if na.event == AlertEventKind.UPDATED and na.note:
+            return _note(integration, na)
         # A webhook trigger is nearly always a new alert id: try the insert (ON CONFLICT DO
         # NOTHING) straight away and read the existing row only when it conflicts. Polls and
         # replays mostly carry known ids: read first there.
@@ -242,6 +245,20 @@ def _known(integration, alert: Alert, na: NormalizedAlert, source: str, at) -> A
         )
         outcome["action"] = "updated"
     alert.outcome = outcome
+    return alert
+
+
+def _note(integration, na: NormalizedAlert) -> Alert:
+    """A note on a known alert (e.g. NinjaOne ACKNOWLEDGED) goes on its ticket; the alert's state,
+    severity and title stay. A series we never saw opens nothing: the answer is an unsaved Alert."""
+    alert = Alert.objects.filter(integration=integration, external_id=na.external_id).first()
+    if alert is None:
+        alert = Alert(integration=integration, provider=integration.provider, external_id=na.external_id)
+        alert.outcome = {"alert": None, "action": "note_for_unseen_alert", "ticket": None, "rule": None}
+        return alert
+    added = alert.ticket_id is not None and ticketing.add_alert_note(alert, clean(na.note, 5000))
+    action = "note_added" if added else ("note_redelivery" if alert.ticket_id else "note_without_ticket")
+    alert.outcome = {"alert": alert.pk, "action": action, "ticket": alert.ticket_id, "rule": alert.rule_id}
     return alert
 
 

@@ -99,6 +99,19 @@ def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bo
     return True
 
 
+def add_alert_note(alert: Alert, body: str) -> bool:
+    """A provider's note (e.g. an acknowledgement) on the alert's ticket, once: a replayed event whose
+    note is already there adds nothing. False when nothing was added."""
+    from tickets.models import TicketNote
+
+    if not body or alert.ticket_id is None:
+        return False
+    if TicketNote.objects.filter(ticket_id=alert.ticket_id, kind=NoteKind.SYSTEM, body=body).exists():
+        return False
+    add_note(Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body)
+    return True
+
+
 def closed_status_for(board: Board) -> Status | None:
     """The board's closed status (a board-specific one before a shared one)."""
     return (

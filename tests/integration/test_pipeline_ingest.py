@@ -426,3 +426,48 @@ def test_client_model_is_tenant_scoped_in_attribution(fx, tenant_b, fake_provide
     assert a.pk != b.pk and a.client_id == fx.client.pk and b.client_id == other.client.pk
     with tenant_context(fx.tenant):
         assert Client.objects.filter(pk=b.client_id).count() == 0
+
+
+# -- notes (e.g. NinjaOne ACKNOWLEDGED) -----------------------------------------------------------
+
+
+def _notes(fx, ticket_id):
+    with tenant_context(fx.tenant):
+        return list(TicketNote.objects.filter(ticket_id=ticket_id).order_by("id").values_list("body", flat=True))
+
+
+def test_a_note_event_adds_the_note_and_leaves_state_severity_and_title_alone(fx):
+    a = ingest(fx, fake_alert("a-1", "o1", severity="high", title="Disk 95%"))
+    n = ingest(fx, fake_alert("a-1", "o1", event=AlertEventKind.UPDATED, severity="medium", title="",
+                              note="Acknowledged in NinjaOne by user 7."))
+    assert n.outcome["action"] == "note_added" and n.outcome["ticket"] == a.ticket_id
+    with tenant_context(fx.tenant):
+        a.refresh_from_db()
+        assert (a.state, a.severity, a.title) == ("active", "high", "Disk 95%")
+        assert Ticket.objects.get().occurrence_count == 1
+    assert _notes(fx, a.ticket_id)[-1] == "Acknowledged in NinjaOne by user 7."
+    # The same note again (a replayed event) is not written twice.
+    again = ingest(fx, fake_alert("a-1", "o1", event=AlertEventKind.UPDATED, note="Acknowledged in NinjaOne by user 7."))
+    assert again.outcome["action"] == "note_redelivery"
+    assert _notes(fx, a.ticket_id).count("Acknowledged in NinjaOne by user 7.") == 1
+
+
+def test_a_note_for_a_series_never_seen_opens_nothing(fx):
+    n = ingest(fx, fake_alert("never-seen", "o1", event=AlertEventKind.UPDATED, note="Acknowledged."))
+    assert n.pk is None and n.outcome["action"] == "note_for_unseen_alert" and n.outcome["alert"] is None
+    with tenant_context(fx.tenant):
+        assert not Alert.objects.filter(external_id="never-seen").exists()
+        assert Ticket.objects.count() == 0
+    # A trigger arriving afterwards is a normal new alert.
+    t = ingest(fx, fake_alert("never-seen", "o1"))
+    assert t.outcome["action"] == "ticket_created"
+
+
+def test_a_note_on_an_alert_without_a_ticket_changes_nothing(fx):
+    u = ingest(fx, fake_alert("a-9", "o-unmapped"))
+    assert u.state == "unmapped"
+    n = ingest(fx, fake_alert("a-9", "o-unmapped", event=AlertEventKind.UPDATED, note="Acknowledged."))
+    assert n.outcome["action"] == "note_without_ticket"
+    with tenant_context(fx.tenant):
+        u.refresh_from_db()
+        assert u.state == "unmapped" and Ticket.objects.count() == 0
