@@ -5,6 +5,7 @@ With nothing set the project runs on SQLite with Celery tasks executed in-proces
 Redis with real workers and beat.
 """
 
+import datetime
 import logging
 import os
 from pathlib import Path
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "psa",
     "tickets",
     "assets",
@@ -76,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes documents: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "psa.urls"
@@ -160,7 +164,26 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth / i18n ------------------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [{"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"}]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out account or address before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Login throttling (psa/lockout.py): PSA_LOGIN_FAILURE_LIMIT failures lock the account (from any
+# address) and the address (for any account) for PSA_LOGIN_LOCKOUT_MINUTES; success resets.
+AXES_FAILURE_LIMIT = int(os.environ.get("PSA_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=int(os.environ.get("PSA_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "psa.lockout.client_ip"
+AXES_USERNAME_CALLABLE = "psa.lockout.username"
+AXES_USERNAME_FORM_FIELD = "username"  # the login form's field (USERNAME_FIELD is "email")
+# Proxies in front that append to X-Forwarded-For (the docker-compose proxy: 1). 0 = REMOTE_ADDR.
+PSA_TRUSTED_PROXY_COUNT = int(os.environ.get("PSA_TRUSTED_PROXY_COUNT", "0"))
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -202,6 +225,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": ["psa.api.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"],
     "UNAUTHENTICATED_USER": None,
+    # psa/api/throttles.py: wrong API tokens per address; member changes per admin.
+    "DEFAULT_THROTTLE_RATES": {
+        "bad_token": os.environ.get("PSA_API_BAD_TOKEN_RATE", "30/min"),
+        "accounts": os.environ.get("PSA_API_ACCOUNT_CHANGES_RATE", "60/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PSA API",

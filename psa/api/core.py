@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import django_filters
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +19,7 @@ from psa.tenancy import get_current_tenant, get_current_tenant_id
 
 from .permissions import AdminOrReadOnly, DispatcherOrReadOnly, IsTenantMember
 from .serializers import TenantModelSerializer
+from .throttles import AccountChangeThrottle
 from .viewsets import TenantModelViewSet, TenantReadOnlyViewSet, TenantViewSetMixin
 
 
@@ -111,14 +113,35 @@ class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = get_user_model()
         fields = ["id", "email", "name", "role", "password"]
+        # The model's unique check would answer differently from validate_email below.
+        extra_kwargs = {"email": {"validators": []}}
 
     def validate_email(self, value):
         value = value.strip().lower()
         if self.instance is None and get_user_model().objects.filter(email__iexact=value).exists():
-            raise serializers.ValidationError("A user with this email already exists.")
+            # One answer whether the address is a member here or belongs to another MSP (an account
+            # belongs to one MSP); member creation is throttled, so probing addresses stays slow.
+            raise serializers.ValidationError(TAKEN_EMAIL)
         if self.instance is not None and value != self.instance.email:
             raise serializers.ValidationError("The email of an existing user cannot be changed.")
         return value
+
+    def validate(self, attrs):
+        password = attrs.get("password")
+        if password:
+            # Django's AUTH_PASSWORD_VALIDATORS, compared with this person's email and name.
+            user = self.instance or get_user_model()(email=attrs.get("email", ""), name=attrs.get("name", ""))
+            try:
+                password_validation.validate_password(password, user=user)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"password": list(exc.messages)}) from None
+        return attrs
+
+
+TAKEN_EMAIL = (
+    "This address cannot be used for a new member. A person who works for another MSP too needs a "
+    "separate address here (an account belongs to one MSP)."
+)
 
 
 class UserViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -128,6 +151,8 @@ class UserViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
     serializer_class = UserSerializer
     permission_classes = [AdminOrReadOnly]
+    throttle_classes = [AccountChangeThrottle]
+    throttle_scope = "accounts"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):  # users are not tenant-owned rows: scope through the membership

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -40,6 +41,11 @@ def create_tenant(name: str, admin_email: str, admin_password: str) -> CreatedTe
     User = get_user_model()
     if User.objects.filter(email__iexact=admin_email).exists():
         raise TenantExists(f"A user with email {admin_email!r} already exists.")
+    # Django's AUTH_PASSWORD_VALIDATORS (ValidationError, a ValueError for the command's caller).
+    try:
+        password_validation.validate_password(admin_password, user=User(email=admin_email))
+    except ValidationError as exc:
+        raise ValueError(" ".join(exc.messages)) from None
     tenant = Tenant.objects.create(name=name)
     user = User.objects.create_user(admin_email, admin_password)
     Membership.objects.create(tenant=tenant, user=user, role=Role.ADMIN)
