@@ -29,6 +29,14 @@ def process_inbound_event(self, tenant_id: int, event_id: int):
     return {"actions": result.get("actions", [])} if result else None
 
 
+@shared_task(name="alerts.drain_inbound", acks_late=True)
+def drain_inbound():
+    """Cross-tenant: claim waiting inbound events in fair turns and process them (alerts.services.dispatch)."""
+    from alerts.services.dispatch import drain
+
+    return drain()
+
+
 @shared_task(name="alerts.sweep_inbound_events")
 def sweep_inbound_events():
     """Cross-tenant: re-enqueue events the broker never got (or a dead worker dropped)."""

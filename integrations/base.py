@@ -175,6 +175,8 @@ class Provider:
     job_kinds: ClassVar[tuple[JobKind, ...]] = ()
     # Extra cards of the settings panel.
     panel_cards: ClassVar[tuple[PanelCard, ...]] = ()
+    # "security" events (incident reports) are dispatched before "alerts" when both wait.
+    priority_lane: ClassVar[str] = "alerts"
     # The provider's docs page (relative to the repository), linked from its card.
     docs: ClassVar[str] = ""
     # Device providers: {target: source path in DeviceRecord.raw} applied by every device sync and live

@@ -33,6 +33,18 @@ def _celery_eager():
     celery_app.conf.task_always_eager = old
 
 
+@pytest.fixture(autouse=True)
+def _no_pending_wake():
+    """A test that stubs the drain task's publish leaves the dispatcher's "a drain is on its way"
+    flag behind (in production it expires in seconds); every test starts without it."""
+    from django.core.cache import cache
+
+    from alerts.services.dispatch import WAKE_FLAG
+
+    cache.delete(WAKE_FLAG)
+    yield
+
+
 @pytest.fixture
 def fast(settings, monkeypatch):
     """Provider HTTP without waiting: one retry, no backoff, retry sleeps skipped."""

@@ -1,4 +1,4 @@
-"""The inbound event log: store once, enqueue after commit, sweep what was left behind.
+"""The inbound event log: store once, wake the dispatcher after commit, sweep what was left behind.
 
 Idempotency at the edge is the partial unique index ``(integration, delivery_id)``:
 the insert ignores conflicts and only the inserting request enqueues processing.
@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
+from alerts.services import dispatch
 from alerts.services.sql import insert_returning_id
 from psa.text import clean, clean_json
 
@@ -29,11 +30,6 @@ def sweep_after() -> dt.timedelta:
     """Accepted events younger than this are left to their first delivery; older ones are swept."""
     return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_SWEEP_AFTER_SECONDS", 60))
 
-# Enqueued but still unclaimed after this long: the message was probably lost (web process died
-# between commit and publish, or a broker restart without persistence). Re-enqueue; the claim
-# makes a duplicate message harmless.
-LOST_AFTER = dt.timedelta(minutes=15)
-SWEEP_BATCH = 500
 
 
 def lease() -> dt.timedelta:
@@ -128,8 +124,8 @@ def store_accepted(
         "ON CONFLICT (integration_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING",
     )
     if event_id is not None:
-        tenant_id = integration.tenant_id
-        transaction.on_commit(lambda: enqueue(tenant_id, event_id))
+        # The committed row is the queue: a drain claims it (alerts.services.dispatch).
+        transaction.on_commit(dispatch.wake)
         return StoredEvent(event_id)
     # Redelivery: the first row (committed, or its inserter waited on) is the event of record.
     original = (
@@ -152,7 +148,8 @@ def store_accepted(
 
 
 def enqueue(tenant_id: int, event_id: int) -> bool:
-    """Publish the processing task; a broker failure leaves the event for the sweeper."""
+    """Publish the per-event processing task (kept for callers that want one event processed on its
+    own); a broker failure leaves the event for the sweeper."""
     from alerts.tasks import process_inbound_event
 
     try:
@@ -168,33 +165,15 @@ def enqueue(tenant_id: int, event_id: int) -> bool:
         return False
 
 
-def sweep(now: dt.datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str, int]:
-    """Re-enqueue accepted events left behind: never enqueued, lost, or abandoned by a dead worker.
-
-    Rows are picked with ``FOR UPDATE SKIP LOCKED`` and stamped before the lock is released,
-    so two sweepers (two beat hosts, or a slow run overlapping the next) never pick the same row.
-    """
-    now = now or timezone.now()
-    stale = now - sweep_after()
-    due = (
-        Q(enqueued_at__isnull=True)
-        | Q(enqueued_at__lt=now - LOST_AFTER, claimed_at__isnull=True)
-        | Q(claimed_at__lt=now - lease())
-    )
-    with transaction.atomic():
-        rows = list(
-            InboundEvent.objects.unscoped()
-            .select_for_update(skip_locked=True)
-            .filter(due, status=InboundEventStatus.ACCEPTED, received_at__lt=stale)
-            .order_by("received_at", "id")
-            .values_list("pk", "tenant_id")[:limit]
-        )
-        if rows:
-            InboundEvent.objects.unscoped().filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=now)
-    enqueued = sum(1 for pk, tenant_id in rows if enqueue(tenant_id, pk))
-    if rows:
-        log.info("swept %d inbound events, %d enqueued", len(rows), enqueued)
-    return {"found": len(rows), "enqueued": enqueued}
+def sweep(now: dt.datetime | None = None) -> dict[str, int]:
+    """Wake a drain when events wait longer than they should: never handed to a worker (the broker
+    was down), a dead worker's expired claim, or an event whose retry backoff is over. The drain's
+    claim takes them (FOR UPDATE SKIP LOCKED), so two sweepers never cause double processing."""
+    found = dispatch.due_backlog(now)
+    woke = dispatch.wake(force=True) if found else False
+    if found:
+        log.info("swept: %d inbound events waiting, drain %s", found, "woken" if woke else "not published")
+    return {"found": found, "enqueued": found if woke else 0}
 
 
 def claim(event_id: int) -> dt.datetime | None:
@@ -221,6 +200,5 @@ def request_replay(event: InboundEvent) -> bool:
         enqueued_at=now,
         attempts=0,
     )
-    tenant_id, event_id = event.tenant_id, event.pk
-    transaction.on_commit(lambda: enqueue(tenant_id, event_id))
+    transaction.on_commit(dispatch.wake)
     return True

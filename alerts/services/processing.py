@@ -150,9 +150,37 @@ def _from_row(model, values):
 
 
 def process_event(event_id: int) -> dict | None:
+    """Claim one event and process it (the per-event task; transient trouble raises for its retry)."""
     event, fence = claim_and_load(event_id)
     if event is None:
         return None  # processed, failed, duplicate, or another worker holds it
+    return process_claimed(event, fence)
+
+
+class Deferred(Exception):
+    """Transient trouble (database, provider down): the event was given back with a backoff."""
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """Exponential backoff for an event given back after transient trouble (10 s, 20 s, ... 5 min)."""
+    return dt.timedelta(seconds=min(300, 10 * 2 ** max(0, attempts - 1)))
+
+
+def process_claimed(event: InboundEvent, fence: dt.datetime, *, defer_transient: bool = False) -> dict | None:
+    """Process an event this worker has claimed (``fence`` is its claim stamp).
+
+    Transient trouble gives the event back and raises: the original exception (for the per-event
+    task's Celery retry), or ``Deferred`` when ``defer_transient`` (the dispatcher: the event becomes
+    claimable again after ``retry_delay``)."""
+    event_id = event.pk
+
+    def give_back(exc: BaseException):
+        if defer_transient:
+            _release(event_id, fence, delay=retry_delay(event.attempts))
+            return Deferred(str(exc))
+        _release(event_id, fence)
+        return exc
+
     if event.attempts > MAX_ATTEMPTS:
         _finish(
             event_id,
@@ -176,8 +204,7 @@ def process_event(event_id: int) -> dict | None:
         normalized = list(provider.parse_webhook(request))
     except PROVIDER_TRANSIENT as exc:
         if event.attempts < MAX_ATTEMPTS:
-            _release(event_id, fence)
-            raise
+            raise give_back(exc) from None
         _finish(
             event_id,
             fence,
@@ -195,9 +222,8 @@ def process_event(event_id: int) -> dict | None:
             summary=envelope or "Unreadable webhook",
         )
         return None
-    except TRANSIENT:
-        _release(event_id, fence)
-        raise
+    except TRANSIENT as exc:
+        raise give_back(exc) from None
     except Exception as exc:
         log.exception("%s parser failed on inbound event %s", integration.provider, event_id)
         _finish(
@@ -218,9 +244,8 @@ def process_event(event_id: int) -> dict | None:
     try:
         for record in normalized:
             outcomes.append(sinks.deliver(integration, record, source=source, inbound_event=event))
-    except TRANSIENT:
-        _release(event_id, fence)
-        raise
+    except TRANSIENT as exc:
+        raise give_back(exc) from None
     except Exception as exc:
         log.exception("pipeline failed on inbound event %s", event_id)
         result = build_result(outcomes, replay=replay, envelope=envelope)
@@ -249,10 +274,14 @@ def process_event(event_id: int) -> dict | None:
     return result
 
 
-def _release(event_id: int, fence) -> None:
-    """Give the event back (transient database trouble): the retry or the sweeper takes it again."""
+def _release(event_id: int, fence, delay: dt.timedelta | None = None) -> None:
+    """Give the event back (transient trouble): the retry, a drain or the sweeper takes it again.
+
+    With ``delay`` the claim is back-dated so that it expires ``delay`` from now (a claim older
+    than the lease is free to take): the event waits that long before the next attempt."""
+    claimed_at = None if delay is None else timezone.now() - events.lease() + delay
     try:
-        InboundEvent.objects.filter(pk=event_id, claimed_at=fence).update(claimed_at=None)
+        InboundEvent.objects.unscoped().filter(pk=event_id, claimed_at=fence).update(claimed_at=claimed_at)
     except DatabaseError:
         pass
 

@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as event_svc
-from alerts.tasks import process_inbound_event, sweep_inbound_events
+from alerts.tasks import drain_inbound, process_inbound_event, sweep_inbound_events
 from integrations.models import Integration
 from psa.tenancy import tenant_context
 from tests.integration.pipeline_support import SECRET, setup_fake, trigger
@@ -176,11 +176,11 @@ def test_nul_characters_are_stripped(fx):
 
 
 def test_broker_down_keeps_the_event_and_the_sweeper_enqueues_it(fx):
-    with mock.patch.object(process_inbound_event, "apply_async", side_effect=OperationalError("broker down")):
+    with mock.patch.object(drain_inbound, "apply_async", side_effect=OperationalError("broker down")):
         r = fx.post(trigger("a-1"))
     assert r.status_code == 202
     (event,) = _events(fx)
-    assert event.status == "accepted" and event.enqueued_at is None
+    assert event.status == "accepted" and event.claimed_at is None
     assert fx.tickets() == []
     # Too fresh for the sweeper (the request may still be enqueueing it).
     assert sweep_inbound_events() == {"found": 0, "enqueued": 0}
@@ -188,10 +188,10 @@ def test_broker_down_keeps_the_event_and_the_sweeper_enqueues_it(fx):
         received_at=timezone.now() - dt.timedelta(minutes=2)
     )
     # Broker still down: found, not enqueued, left for the next sweep.
-    with mock.patch.object(process_inbound_event, "apply_async", side_effect=OperationalError("broker down")):
+    with mock.patch.object(drain_inbound, "apply_async", side_effect=OperationalError("broker down")):
         assert sweep_inbound_events() == {"found": 1, "enqueued": 0}
     event.refresh_from_db()
-    assert event.status == "accepted" and event.enqueued_at is None
+    assert event.status == "accepted" and event.claimed_at is None
     assert sweep_inbound_events() == {"found": 1, "enqueued": 1}
     event.refresh_from_db()
     assert event.status == "processed"
@@ -201,7 +201,7 @@ def test_broker_down_keeps_the_event_and_the_sweeper_enqueues_it(fx):
 
 
 def test_sweeper_takes_over_an_event_whose_worker_died(fx):
-    with mock.patch.object(process_inbound_event, "apply_async"):  # "enqueued", never run
+    with mock.patch.object(drain_inbound, "apply_async"):  # "enqueued", never run
         fx.post(trigger("a-1"))
     (event,) = _events(fx)
     long_ago = timezone.now() - dt.timedelta(hours=1)
@@ -216,7 +216,7 @@ def test_sweeper_takes_over_an_event_whose_worker_died(fx):
 
 
 def test_a_live_claim_is_not_taken_twice(fx):
-    with mock.patch.object(process_inbound_event, "apply_async"):
+    with mock.patch.object(drain_inbound, "apply_async"):
         fx.post(trigger("a-1"))
     (event,) = _events(fx)
     with tenant_context(fx.tenant):

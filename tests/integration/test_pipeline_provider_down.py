@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def fx(tenant_a, fake_provider, monkeypatch):
     # Keep the webhook from being processed at intake; this test drives processing itself.
-    monkeypatch.setattr("alerts.tasks.process_inbound_event.apply_async", lambda *a, **k: None)
+    monkeypatch.setattr("alerts.tasks.drain_inbound.apply_async", lambda *a, **k: None)
     return setup_fake(tenant_a.tenant)
 
 

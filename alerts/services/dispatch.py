@@ -1,0 +1,233 @@
+"""The dispatcher: intake only stores; drains claim waiting events fairly and process them.
+
+The stored ``InboundEvent`` row is the durable queue. Intake commits it and makes sure a drain is
+coming (``wake``): at most one wake message is pending at any time, so a flood of webhooks costs
+one Celery publish, not one per webhook.
+
+A drain (Celery task ``alerts.drain_inbound`` on the intake queue) works in turns. Each turn claims,
+in one statement, at most ``PER_INTEGRATION`` of the oldest waiting events of *every* integration
+that has any (security providers' lane first), interleaved by rank (every integration's oldest, then
+every one's second, ...) up to ``TURN`` events, and processes them in that order. A storm of 10,000
+alerts in one tenant therefore delays another tenant's alert by at most one turn, never by the
+storm's backlog: the claim order is by rank, not by arrival, so no integration can starve another.
+Drains on more workers (more machines) claim disjoint turns (``FOR UPDATE SKIP LOCKED``): the
+fairness lives in PostgreSQL, not in one process. A drain that finds a full turn wakes another drain,
+so busy periods spread over every idle worker.
+
+Wake coalescing is a flag in the cache ("a drain is on its way"): intake publishes only when it sets
+the flag; a drain clears the flag *before* its first claim. An event committed before the clear is
+seen by that claim; one committed after it finds the flag gone and publishes a new wake. The sweeper
+(beat, every minute) wakes a drain whenever events wait longer than they should (a lost message, a
+dead worker's expired claim, an event given back with a backoff), whatever the flag says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from alerts.models import InboundEvent, InboundEventStatus
+from alerts.services import events
+from integrations import registry
+from integrations.models import Integration
+from psa.tenancy import tenant_context
+
+log = logging.getLogger(__name__)
+
+WAKE_FLAG = "psa:intake:wake-pending"
+# A wake whose message was lost stops blocking new wakes after this long (the sweeper covers the gap).
+WAKE_FLAG_TTL = 5
+
+
+def turn_size() -> int:
+    return int(getattr(settings, "PSA_DISPATCH_TURN", 64))
+
+
+def per_integration() -> int:
+    return int(getattr(settings, "PSA_DISPATCH_PER_INTEGRATION", 16))
+
+
+def drain_seconds() -> float:
+    """How long one drain task runs before handing over to a fresh one (keeps tasks short)."""
+    return float(getattr(settings, "PSA_DISPATCH_DRAIN_SECONDS", 10))
+
+
+def security_providers() -> list[str]:
+    return [cls.slug for cls in registry.all_providers() if cls.priority_lane == "security"]
+
+
+# -- waking -----------------------------------------------------------------------------------------
+def wake(force: bool = False) -> bool:
+    """Make sure a drain will run after this moment; True when this call published one."""
+    if not force:
+        try:
+            if not cache.add(WAKE_FLAG, 1, timeout=WAKE_FLAG_TTL):
+                return False  # a drain is already on its way and has not claimed yet
+        except Exception:  # noqa: BLE001 - the cache being down must not stop a webhook: publish anyway
+            log.warning("wake flag unavailable; publishing a drain")
+    from alerts.tasks import drain_inbound
+
+    try:
+        drain_inbound.apply_async()
+        return True
+    except Exception as exc:  # noqa: BLE001 - broker down: the rows wait for the sweeper, never lost
+        log.warning("could not publish a drain (%s); the sweeper will wake one", type(exc).__name__)
+        try:
+            cache.delete(WAKE_FLAG)
+        except Exception:  # noqa: BLE001
+            pass
+        return False
+
+
+def _clear_wake() -> None:
+    try:
+        cache.delete(WAKE_FLAG)
+    except Exception:  # noqa: BLE001 - at worst a later event waits for the flag's TTL or the sweeper
+        log.warning("could not clear the wake flag")
+
+
+# -- claiming ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    tenant_id: int
+    fence: dt.datetime
+
+
+_CLAIM_SQL: str | None = None
+
+
+def _claim_sql() -> str:
+    """One statement: the integrations with waiting events (an index skip-scan), each one's oldest
+    ``k``, ranked and interleaved, locked with SKIP LOCKED, claimed and returned."""
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        q = connection.ops.quote_name
+        ev, it = q(InboundEvent._meta.db_table), q(Integration._meta.db_table)
+        _CLAIM_SQL = f"""
+WITH RECURSIVE ints(integration_id) AS (
+    (SELECT integration_id FROM {ev} WHERE status = %(accepted)s ORDER BY integration_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.integration_id FROM {ev} e WHERE e.status = %(accepted)s
+            AND e.integration_id > ints.integration_id ORDER BY e.integration_id LIMIT 1)
+    FROM ints WHERE ints.integration_id IS NOT NULL
+),
+cand AS (
+    SELECT c.id, c.rn, CASE WHEN i.provider = ANY(%(security)s) THEN 0 ELSE 1 END AS lane
+    FROM ints
+    JOIN {it} i ON i.id = ints.integration_id
+    CROSS JOIN LATERAL (
+        SELECT w.id, row_number() OVER (ORDER BY w.received_at, w.id) AS rn FROM (
+            SELECT e.id, e.received_at FROM {ev} e
+            WHERE e.integration_id = ints.integration_id AND e.status = %(accepted)s
+              AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
+            ORDER BY e.received_at, e.id LIMIT %(k)s
+        ) w
+    ) c
+    ORDER BY lane, c.rn, c.id
+    LIMIT %(turn)s
+),
+locked AS (
+    SELECT e.id FROM {ev} e JOIN cand ON cand.id = e.id
+    WHERE e.status = %(accepted)s AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE {ev} AS e SET claimed_at = %(now)s, attempts = e.attempts + 1
+FROM locked JOIN cand ON cand.id = locked.id
+WHERE e.id = locked.id
+RETURNING e.id, e.tenant_id, cand.lane, cand.rn"""
+    return _CLAIM_SQL
+
+
+def claim_turn(now: dt.datetime | None = None) -> list[Claimed]:
+    """Claim one fair turn of waiting events across every tenant (cross-tenant by design)."""
+    now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return _claim_turn_portable(now)
+    params = {"accepted": InboundEventStatus.ACCEPTED, "security": security_providers(),
+              "stale": now - events.lease(), "k": per_integration(), "turn": turn_size(), "now": now}
+    with connection.cursor() as cur:
+        cur.execute(_claim_sql(), params)
+        rows = cur.fetchall()
+    rows.sort(key=lambda r: (r[2], r[3], r[0]))  # lane, rank, id: the order the turn was chosen in
+    return [Claimed(r[0], r[1], now) for r in rows]
+
+
+def _claim_turn_portable(now: dt.datetime) -> list[Claimed]:
+    """The embedded SQLite default: one process, so claim the oldest waiting events one by one."""
+    rows = list(
+        InboundEvent.objects.unscoped()
+        .filter(status=InboundEventStatus.ACCEPTED)
+        .exclude(claimed_at__gte=now - events.lease())
+        .order_by("received_at", "id")
+        .values_list("pk", "tenant_id")[: turn_size()]
+    )
+    claimed = []
+    for pk, tenant_id in rows:
+        taken = (
+            InboundEvent.objects.unscoped()
+            .filter(pk=pk, status=InboundEventStatus.ACCEPTED)
+            .exclude(claimed_at__gte=now - events.lease())
+            .update(claimed_at=now, attempts=F("attempts") + 1)
+        )
+        if taken:
+            claimed.append(Claimed(pk, tenant_id, now))
+    return claimed
+
+
+# -- draining ---------------------------------------------------------------------------------------
+def drain(max_seconds: float | None = None) -> dict[str, int]:
+    """Claim and process turns until nothing waits or the time is up (then hand over to a new drain)."""
+    from alerts.services.processing import Deferred, process_claimed
+
+    _clear_wake()
+    deadline = time.monotonic() + (drain_seconds() if max_seconds is None else max_seconds)
+    totals = {"turns": 0, "processed": 0, "deferred": 0, "failed": 0}
+    while True:
+        turn = claim_turn()
+        if not turn:
+            break
+        totals["turns"] += 1
+        if len(turn) >= turn_size():
+            wake()  # a backlog: let an idle worker share it
+        events_by_id = {
+            e.pk: e
+            for e in InboundEvent.objects.unscoped().select_related("integration").filter(pk__in=[c.id for c in turn])
+        }
+        for claimed in turn:
+            event = events_by_id.get(claimed.id)
+            if event is None:
+                continue
+            with tenant_context(claimed.tenant_id):
+                try:
+                    process_claimed(event, claimed.fence, defer_transient=True)
+                    totals["processed"] += 1
+                except Deferred:
+                    totals["deferred"] += 1
+                except Exception:  # one poison event must never stop the others of its turn
+                    totals["failed"] += 1
+                    log.exception("inbound event %s could not be processed", claimed.id)
+        if time.monotonic() >= deadline:
+            wake(force=True)  # more may wait: a fresh task continues (keeps this one short)
+            break
+    return totals
+
+
+def due_backlog(now: dt.datetime | None = None) -> int:
+    """Events that should have been processed by now: older than the sweep age and not held by a live
+    claim (a lost wake, a dead worker's expired claim, an event whose backoff is over)."""
+    now = now or timezone.now()
+    return (
+        InboundEvent.objects.unscoped()
+        .filter(status=InboundEventStatus.ACCEPTED, received_at__lt=now - events.sweep_after())
+        .exclude(claimed_at__gte=now - events.lease())
+        .count()
+    )
