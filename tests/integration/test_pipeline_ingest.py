@@ -11,7 +11,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertGroup, AlertRule, InboundEvent, MaintenanceWindow
 from alerts.services import processing
 from alerts.services.pipeline import ingest_normalized, reevaluate_ended_windows
-from alerts.tasks import process_inbound_event
+from alerts.tasks import drain_inbound
 from integrations.models import ExternalOrganization
 from integrations.records import AlertEventKind
 from psa.models import Client, Notification
@@ -252,7 +252,7 @@ class WorkerKilled(BaseException):
 def _stored_event(fx, payload):
     from unittest import mock
 
-    with mock.patch.object(process_inbound_event, "apply_async"):  # stored and "enqueued", not yet run
+    with mock.patch.object(drain_inbound, "apply_async"):  # stored and "enqueued", not yet run
         r = fx.post(payload)
     return InboundEvent.objects.unscoped().get(pk=r.json()["event_id"])
 
