@@ -35,6 +35,21 @@ DEBUG = env_bool("DEBUG", False)
 PRODUCTION = env_bool("PSA_PRODUCTION", False)
 if PRODUCTION and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("PSA_PRODUCTION is set but SECRET_KEY is the development key; set SECRET_KEY.")
+
+# --- HTTPS: on by default in production (README, "Configuration") ------------------------
+# Behind a TLS-terminating proxy that overwrites X-Forwarded-Proto (deploy/nginx does), trust it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("PSA_TRUST_X_FORWARDED_PROTO") else None
+# PSA_SSL_REDIRECT=0 when the proxy redirects HTTP to HTTPS itself.
+SECURE_SSL_REDIRECT = env_bool("PSA_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PSA_SECURE_COOKIES", PRODUCTION)
+SECURE_HSTS_SECONDS = int(os.environ.get("PSA_HSTS_SECONDS", "31536000" if PRODUCTION else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PSA_HSTS_INCLUDE_SUBDOMAINS", True)
+# Browser preload lists are a one-way commitment for the whole domain: opt in only.
+SECURE_HSTS_PRELOAD = env_bool("PSA_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+if PRODUCTION and not SECURE_SSL_REDIRECT and SECURE_PROXY_SSL_HEADER:
+    SILENCED_SYSTEM_CHECKS.append("security.W008")  # the TLS proxy redirects (PSA_SSL_REDIRECT=0)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 PUBLIC_BASE_URL = os.environ.get("PSA_PUBLIC_BASE_URL", "").rstrip("/")
@@ -62,6 +77,7 @@ INSTALLED_APPS = [
     "integrations.generic",
     "integrations.tactical",
     "integrations.level",
+    "integrations.ninjaone",
 ]
 # More provider apps (a provider packaged on its own): PSA_PLUGINS=acme_rmm,other_rmm
 INSTALLED_APPS += env_list("PSA_PLUGINS")
@@ -240,6 +256,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named state/status with different choice sets: stable names instead of hash suffixes.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStateEnum": "alerts.models.AlertState",
+        "InboundEventStatusEnum": "alerts.models.InboundEventStatus",
+    },
 }
 
 # --- Product settings -----------------------------------------------------------------

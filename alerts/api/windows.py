@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -40,6 +41,7 @@ class MaintenanceWindowSerializer(TenantModelSerializer):
     def get_active_now(self, obj) -> bool:
         return svc.is_active(obj, self._now())
 
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))  # null when disabled or over
     def get_next_start(self, obj):
         start = svc.next_start(obj, self._now()) if obj.enabled else None
         return serializers.DateTimeField().to_representation(start) if start else None
