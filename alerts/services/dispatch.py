@@ -126,23 +126,21 @@ cand AS (
     JOIN {it} i ON i.id = ints.integration_id
     CROSS JOIN LATERAL (
         SELECT w.id, row_number() OVER (ORDER BY w.received_at, w.id) AS rn FROM (
+            -- Locked here, skipping rows another drain is taking right now, so concurrent drains
+            -- choose among different rows instead of all choosing (and then skipping) the same ones.
             SELECT e.id, e.received_at FROM {ev} e
             WHERE e.integration_id = ints.integration_id AND e.status = %(accepted)s
               AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
             ORDER BY e.received_at, e.id LIMIT %(k)s
+            FOR UPDATE OF e SKIP LOCKED
         ) w
     ) c
     ORDER BY lane, c.rn, c.id
     LIMIT %(turn)s
-),
-locked AS (
-    SELECT e.id FROM {ev} e JOIN cand ON cand.id = e.id
-    WHERE e.status = %(accepted)s AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
-    FOR UPDATE OF e SKIP LOCKED
 )
 UPDATE {ev} AS e SET claimed_at = %(now)s, attempts = e.attempts + 1
-FROM locked JOIN cand ON cand.id = locked.id
-WHERE e.id = locked.id
+FROM cand
+WHERE e.id = cand.id AND e.status = %(accepted)s AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
 RETURNING e.id, e.tenant_id, cand.lane, cand.rn"""
     return _CLAIM_SQL
 

@@ -58,6 +58,7 @@ class KitProvider(Provider):
     )
     signature_scheme = HmacSignature("X-Kit-Signature", name="kit-hmac")
     secret_headers = ("X-Kit-Token",)
+    priority_lane = "security"  # dispatched before alert lanes (tests/integration/test_dispatch.py)
     job_kinds = (JobKind("kit.recount", "Recount organizations", "tests.kit_provider.provider.recount",
                          description="Counts the organizations (a provider-declared job)."),)
     panel_cards = (PanelCard("kit", "kit_provider/card.html", "tests.kit_provider.views.card_context"),)

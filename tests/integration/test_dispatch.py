@@ -1,0 +1,138 @@
+"""The fair dispatcher (alerts.services.dispatch) against the real PostgreSQL: turns interleave every
+integration's oldest events by rank, the security lane first; concurrent drains claim disjoint turns;
+a storm never starves a trickle; transient trouble backs off."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from alerts.models import InboundEvent
+from alerts.services import dispatch, events
+from alerts.tasks import drain_inbound
+from integrations.errors import Unavailable
+from integrations.models import Integration
+from psa.tenancy import tenant_context
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def store(integration, n: int, prefix: str) -> list[int]:
+    """``n`` waiting events (the wake stubbed: nothing drains them yet), oldest first."""
+    ids = []
+    with tenant_context(integration.tenant_id), mock.patch.object(drain_inbound, "apply_async"):
+        for i in range(n):
+            body = json.dumps({"event": "trigger", "alert_id": f"{prefix}-{i}", "condition": f"c-{i}"}).encode()
+            ids.append(events.store_accepted(integration, body=body, delivery_id=f"{prefix}-{i}").id)
+    return ids
+
+
+@pytest.fixture
+def lanes(make_tenant):
+    a, b = make_tenant("Storm MSP").tenant, make_tenant("Quiet MSP").tenant
+    storm = Integration.objects.unscoped().create(tenant=a, provider="generic", status="connected")
+    quiet = Integration.objects.unscoped().create(tenant=b, provider="generic", status="connected")
+    security = Integration.objects.unscoped().create(tenant=a, provider="kit", status="connected")
+    return storm, quiet, security
+
+
+def test_a_turn_interleaves_every_integration_by_rank_security_first(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 16, 64
+    storm, quiet, security = lanes
+    storm_ids, quiet_ids, security_ids = store(storm, 100, "s"), store(quiet, 3, "q"), store(security, 2, "x")
+    turn = [c.id for c in dispatch.claim_turn()]
+    assert turn[:2] == security_ids
+    assert turn[2:8] == [storm_ids[0], quiet_ids[0], storm_ids[1], quiet_ids[1], storm_ids[2], quiet_ids[2]]
+    assert turn[8:] == storm_ids[3:16]  # the storm's share of a turn is bounded
+    # Claimed events are not claimed again while their lease lives.
+    assert not set(turn) & {c.id for c in dispatch.claim_turn()}
+
+
+def test_more_integrations_than_a_turn_holds_each_still_gets_its_oldest(make_tenant, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 4, 10
+    firsts = []
+    for n in range(10):
+        integration = Integration.objects.unscoped().create(
+            tenant=make_tenant(f"MSP {n}").tenant, provider="generic", status="connected")
+        firsts.append(store(integration, 5, f"t{n}")[0])
+    turn = [c.id for c in dispatch.claim_turn()]
+    assert turn == firsts  # rank 1 of every integration comes before rank 2 of any
+
+
+def test_concurrent_drains_claim_disjoint_turns(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 50, 60
+    storm, quiet, _ = lanes
+    stored = set(store(storm, 120, "s") + store(quiet, 40, "q"))
+    barrier = threading.Barrier(4)
+    claimed: list[list[int]] = []
+    lock = threading.Lock()
+
+    def claim():
+        barrier.wait()
+        try:
+            got = [c.id for c in dispatch.claim_turn()]
+            with lock:
+                claimed.append(got)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    flat = [i for turn in claimed for i in turn]
+    assert len(flat) == len(set(flat)), "two drains claimed the same event"
+    assert set(flat) <= stored and sum(1 for turn in claimed if turn) >= 2  # they shared the work
+    # Rows one drain locked but left out of its turn are free again: later turns take the rest.
+    while turn := dispatch.claim_turn():
+        flat += [c.id for c in turn]
+    assert sorted(flat) == sorted(stored)
+    attempts = dict(InboundEvent.objects.unscoped().filter(pk__in=flat).values_list("pk", "attempts"))
+    assert set(attempts.values()) == {1}
+
+
+def test_drain_serves_a_trickle_before_the_storm_backlog(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 8, 16
+    storm, quiet, _ = lanes
+    storm_ids = store(storm, 60, "s")
+    [quiet_id] = store(quiet, 1, "q")  # arrives after the whole storm
+    with mock.patch.object(drain_inbound, "apply_async"):  # the fan-out wakes: this drain does it all
+        totals = dispatch.drain(max_seconds=60)
+    assert totals["processed"] == 61 and totals["failed"] == 0
+    order = list(InboundEvent.objects.unscoped().filter(pk__in=[*storm_ids, quiet_id])
+                 .order_by("processed_at", "id").values_list("pk", flat=True))
+    assert order.index(quiet_id) <= 2, "the trickle waited behind the storm"
+    assert set(InboundEvent.objects.unscoped().values_list("status", flat=True)) == {"processed"}
+
+
+def test_transient_trouble_gives_the_event_back_with_a_backoff(lanes, settings, monkeypatch):
+    storm, _, _ = lanes
+    [event_id] = store(storm, 1, "s")
+    from integrations.generic.provider import GenericProvider
+
+    def down(self, request):
+        raise Unavailable("The RMM is down.")
+
+    monkeypatch.setattr(GenericProvider, "parse_webhook", down)
+    with mock.patch.object(drain_inbound, "apply_async"):
+        assert dispatch.drain(max_seconds=5)["deferred"] == 1
+    event = InboundEvent.objects.unscoped().get(pk=event_id)
+    assert event.status == "accepted" and event.attempts == 1
+    assert dispatch.claim_turn() == []  # backing off: not claimable yet
+    waits_until = event.claimed_at + events.lease()
+    assert dt.timedelta(seconds=5) < waits_until - timezone.now() <= dt.timedelta(seconds=10)
+    # Once the backoff is over (and the event is older than the sweep age) the sweeper wakes a drain.
+    InboundEvent.objects.unscoped().filter(pk=event_id).update(
+        claimed_at=timezone.now() - events.lease() - dt.timedelta(seconds=1),
+        received_at=timezone.now() - dt.timedelta(minutes=5))
+    monkeypatch.undo()
+    assert dispatch.due_backlog() == 1
+    assert events.sweep() == {"found": 1, "enqueued": 1}  # eager: the woken drain ran
+    assert InboundEvent.objects.unscoped().get(pk=event_id).status == "processed"
