@@ -20,6 +20,7 @@ without any further request until someone reconnects: never a loop on a dead tok
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import logging
 import threading
@@ -134,31 +135,31 @@ class MemoryTokenStore:
 
 
 class IntegrationTokenStore:
-    """The token inside an Integration's encrypted credentials (under ``key``).
+    """The token in an Integration's own encrypted column (``Integration.token_ciphertext``), apart from
+    the credentials: a renewal and an admin's credential edit never overwrite each other.
 
     ``refresh_lock()`` is ``transaction.atomic()`` + ``SELECT ... FOR UPDATE`` on the Integration row:
     a second worker blocks there until the first has saved and committed, then re-reads the fresh
     token. The token HTTP request runs under that row lock on purpose: it serializes exactly the
     renewals, and nothing else we do holds the lock. Call it outside any longer transaction (inside
     one, the lock and the new token stay invisible to other workers until the outer commit).
+
+    ``on_refused(integration, message)`` runs once, when a renewal is refused for good (the refusal is
+    stored in the same transaction); by default the framework turns the integration to error and tells
+    its admins (integrations.services.attention).
     """
 
-    key = "oauth_token"
-
-    def __init__(self, integration: Integration, key: str | None = None):
+    def __init__(self, integration: Integration,
+                 on_refused: Callable[[Integration, str], None] | None = None):
         self.integration = integration
-        if key:
-            self.key = key
+        self.on_refused = on_refused
         self._locked: Integration | None = None
 
     def _row(self) -> Integration:
         return self._locked if self._locked is not None else self.integration
 
     def load(self) -> dict[str, Any] | None:
-        row = self._row()
-        if not row.credentials_ciphertext:
-            return None
-        token = row.get_credentials().get(self.key)
+        token = self._row().get_token()
         return dict(token) if isinstance(token, dict) else None
 
     def save(self, token: dict[str, Any]) -> None:
@@ -171,12 +172,15 @@ class IntegrationTokenStore:
     def _write(self, token: dict[str, Any]) -> None:
         row = self._locked
         assert row is not None
-        credentials = row.get_credentials() if row.credentials_ciphertext else {}
-        credentials[self.key] = dict(token)
-        row.set_credentials(credentials)
-        row.save(update_fields=["credentials_ciphertext", "updated_at"])
+        newly_refused = bool(token.get("reconnect_required")) and not (row.get_token() or {}).get(
+            "reconnect_required")
+        row.set_token(dict(token))
+        row.save(update_fields=["token_ciphertext", "updated_at"])
         # The caller's instance (the provider's) sees the new token without reloading.
-        self.integration.credentials_ciphertext = row.credentials_ciphertext
+        self.integration.token_ciphertext = row.token_ciphertext
+        if newly_refused:
+            (self.on_refused or _access_lost)(row, str(token["reconnect_required"]))
+
 
     @contextlib.contextmanager
     def refresh_lock(self) -> Iterator[None]:
@@ -193,6 +197,12 @@ class IntegrationTokenStore:
                 yield
             finally:
                 self._locked = None
+
+
+def _access_lost(integration: Integration, message: str) -> None:
+    from .services.attention import access_lost  # the framework's: error status + the admins told
+
+    access_lost(integration, message)
 
 
 # -- the session ---------------------------------------------------------------------------------
@@ -227,8 +237,16 @@ class OAuthSession:
         """A stored token belongs to this configuration (not to a previous app, region or host)."""
         if not token:
             return False
-        return token.get("client_id", self.config.client_id) == self.config.client_id and token.get(
-            "token_url", self.config.token_url) == self.config.token_url
+        key = self._client_key()
+        return (token.get("client_id", self.config.client_id) == self.config.client_id
+                and token.get("token_url", self.config.token_url) == self.config.token_url
+                and token.get("client_key", key) == key)
+
+    def _client_key(self) -> str:
+        """A digest of the client id and secret: a token obtained before the admin changed the secret is
+        not used after (it is stored encrypted, like the secret itself)."""
+        cfg = self.config
+        return hashlib.sha256(f"{cfg.client_id}\0{cfg.client_secret}".encode()).hexdigest()[:16]
 
     def _margin(self, token: dict[str, Any]) -> float:
         lifetime = number(token.get("expires_in"))
@@ -318,12 +336,13 @@ class OAuthSession:
         if not token.get("refresh_token") and previous and previous.get("refresh_token"):
             token["refresh_token"] = previous["refresh_token"]  # a refresh answer without rotation
         token.update(obtained_at=now, grant=self.config.grant, client_id=self.config.client_id,
-                     token_url=self.config.token_url)
+                     token_url=self.config.token_url, client_key=self._client_key())
         return token
 
     def _stamp_refused(self, message: str) -> dict[str, Any]:
         return {"reconnect_required": message, "refused_at": self.clock(), "grant": self.config.grant,
-                "client_id": self.config.client_id, "token_url": self.config.token_url}
+                "client_id": self.config.client_id, "token_url": self.config.token_url,
+                "client_key": self._client_key()}
 
     # -- authorization code ------------------------------------------------------------------------
     def authorization_request(self, state: str | None = None) -> AuthorizationRequest:

@@ -63,6 +63,7 @@ class NinjaOneProvider(Provider):
     default_poll_interval_minutes = 15
     poll_interval_bounds = (5, 60)
     severity_map = normalize.SEVERITY_MAP
+    docs = "docs/ninjaone.md"
     settings_fields = (
         SettingField("region", "Region", "choice", default=connect.DEFAULT_REGION, choices=connect.REGION_LABELS,
                      help_text="The NinjaOne instance your account lives on (a base URL overrides it)."),
@@ -113,12 +114,9 @@ class NinjaOneProvider(Provider):
         return errors
 
     def prepare_credentials(self, credentials: dict[str, Any], base_url: str) -> dict[str, Any]:
-        """A token obtained with other client credentials is dropped (it belongs to another app)."""
-        creds = {k: v for k, v in credentials.items() if v not in (None, "")}
-        stored = self.integration.get_credentials() if self.integration.credentials_ciphertext else {}
-        if any(creds.get(k) != stored.get(k) for k in ("client_id", "client_secret")):
-            creds.pop(IntegrationTokenStore.key, None)
-        return creds
+        # The token lives in its own column; one obtained for another client id or token URL is ignored
+        # (OAuthSession checks both), so nothing to drop here.
+        return {k: v for k, v in credentials.items() if v not in (None, "")}
 
     @property
     def region(self) -> str | None:

@@ -205,8 +205,11 @@ def run_job(job_id: int, work: Work) -> Job | None:
         else:
             log.exception("job %s (%s) crashed", job.pk, job.kind)
         Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error=message, finished_at=timezone.now())
-        if isinstance(exc, (AuthFailed, ReconnectRequired)) and job.integration_id:
-            Integration.objects.filter(pk=job.integration_id).update(status=IntegrationStatus.ERROR, last_error=message)
+        if isinstance(exc, (AuthFailed, ReconnectRequired)) and job.integration is not None:
+            # Error (polls and jobs stop until someone reconnects), and the admins hear of it once.
+            from .attention import access_lost
+
+            access_lost(job.integration, message)
     else:
         Job.objects.filter(pk=job.pk).update(
             state=JobState.SUCCEEDED, progress=100, summary=summary, finished_at=timezone.now(),

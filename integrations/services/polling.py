@@ -140,8 +140,9 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
     except Exception as exc:
         _record(integration, ok=False, error=describe_error(exc), cursor=None)
         if isinstance(exc, (AuthFailed, ReconnectRequired)):
-            Integration.objects.filter(pk=integration.pk).update(
-                status=IntegrationStatus.ERROR, last_error=describe_error(exc))
+            from .attention import access_lost
+
+            access_lost(integration, describe_error(exc))
         raise
     finally:
         release_poll(integration, token)

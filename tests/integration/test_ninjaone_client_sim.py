@@ -8,6 +8,7 @@ import tracemalloc
 
 import httpx
 import pytest
+from django.core import mail
 from django.db import connection
 
 from integrations import http as phttp
@@ -19,6 +20,8 @@ from integrations.ninjaone.client import NinjaOneClient
 from integrations.ninjaone.provider import NinjaOneProvider
 from integrations.oauth import IntegrationTokenStore
 from integrations.records import AlertEventKind
+from psa.models import Notification
+from tests.helpers import committed
 from tests.simulators.ninjaone import DIFFERENT_PSA, FORBIDDEN_ADMIN, NinjaOneSimulator
 
 REDIRECT = "https://psa.example/integrations/ninjaone/callback/"
@@ -92,9 +95,9 @@ def test_connection_ok_stores_the_token_encrypted(sim, provider_for):
     assert "2 organizations, 3 locations" in result.message
     assert result.details["scopes"] == ["control", "management", "monitoring"]
     row = Integration.objects.unscoped().get(pk=p.integration.pk)
-    token = row.get_credentials()["oauth_token"]
+    token = row.get_token()
     assert token["access_token"] in sim.access_tokens and token["client_id"] == "cid-harbor"
-    assert token["access_token"] not in row.credentials_ciphertext
+    assert token["access_token"] not in row.token_ciphertext and "oauth_token" not in row.get_credentials()
     assert sim.grants("client_credentials")[0]["form"]["scope"] == "monitoring management control"
 
 
@@ -199,9 +202,18 @@ def test_authorization_code_flow_refresh_rotation_and_revocation(sim, provider_f
 
     sim.revoke_refresh_tokens()
     sim.expire_access_tokens()
-    with pytest.raises(ReconnectRequired, match="Reconnect"):
+    p.integration.status = "connected"
+    p.integration.save(update_fields=["status"])
+    with committed(), pytest.raises(ReconnectRequired, match="Reconnect"):
         p.list_organizations()
     assert len(sim.grants("refresh_token", outcome="invalid_token")) == 1
+    # The refusal turns the integration to error and tells its admins, in the app and by email, once.
+    row = Integration.objects.unscoped().get(pk=p.integration.pk)
+    assert row.status == "error" and row.last_error.startswith("Reconnect required")
+    notes = list(Notification.objects.unscoped().filter(tenant_id=row.tenant_id))
+    assert [n.title for n in notes] == ["NinjaOne: reconnect required"]
+    assert notes[0].url == "/settings/integrations/rmm/ninjaone/" and "revoked" in notes[0].body
+    assert len(mail.outbox) == 1 and mail.outbox[0].subject == "NinjaOne: reconnect required"
     for _ in range(3):  # other workers: no further token request, no retry storm
         other = NinjaOneProvider(Integration.objects.unscoped().get(pk=p.integration.pk))
         with pytest.raises(ReconnectRequired):
@@ -209,6 +221,7 @@ def test_authorization_code_flow_refresh_rotation_and_revocation(sim, provider_f
         other.close()
         assert not other.test_connection().ok
     assert len(sim.grants("refresh_token", outcome=None)) == 2
+    assert Notification.objects.unscoped().filter(tenant_id=row.tenant_id).count() == 1 and len(mail.outbox) == 1
 
 
 def test_pkce_mismatch_is_refused(sim, provider_for):
@@ -469,11 +482,31 @@ def test_client_credentials_never_ask_offline_access_which_eu_refuses(provider_f
 
 def test_changed_client_secret_drops_the_stored_token(sim, provider_for):
     p = provider_for(creds(sim.app), base_url=sim.url)
+    first = p.session.access_token()
+    row = Integration.objects.unscoped().get(pk=p.integration.pk)
+    assert row.get_token()["access_token"] == first
+    # The admin types a new secret (the framework's credential edit): the old token is not used again.
+    sim.apps["cid-harbor"].client_secret = "new-secret"
+    row.set_credentials({**row.get_credentials(), "client_secret": "new-secret"})
+    row.save()
+    again = NinjaOneProvider(Integration.objects.unscoped().get(pk=row.pk))
+    try:
+        assert again.session.current() is None
+        assert again.session.access_token() != first
+    finally:
+        again.close()
+    assert len(sim.grants("client_credentials")) == 2
+
+
+def test_a_token_renewal_and_a_credential_edit_do_not_overwrite_each_other(sim, provider_for):
+    p = provider_for(creds(sim.app), base_url=sim.url, settings={"region": "app"})
+    stale = Integration.objects.unscoped().get(pk=p.integration.pk)  # an admin's form, read before the renewal
     p.session.access_token()
-    stored = Integration.objects.unscoped().get(pk=p.integration.pk).get_credentials()
-    assert "oauth_token" in stored
-    assert "oauth_token" in p.prepare_credentials(stored, sim.url)
-    assert "oauth_token" not in p.prepare_credentials({**stored, "client_secret": "new"}, sim.url)
+    stale.set_credentials({**stale.get_credentials(), "client_id": "cid-harbor"})
+    stale.save(update_fields=["credentials_ciphertext"])
+    row = Integration.objects.unscoped().get(pk=p.integration.pk)
+    assert row.get_token()["access_token"] in sim.access_tokens
+    assert row.get_credentials()["client_secret"] == "secret-harbor"
 
 
 def test_settings_checks_and_region_resolution(provider_for):
