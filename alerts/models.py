@@ -130,6 +130,11 @@ class Alert(TenantModel):
     reset_error = models.TextField(blank=True)
     reset_at = models.DateTimeField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
+    # The pipeline's decisions, [{step, decision, detail, ...}] (alerts.services.trace): written with
+    # the state UPDATE, so it costs no statement of its own.
+    trace = models.JSONField(default=list, blank=True)
+    # A "Send test alert" from a provider panel: its ticket is a test too (left out of metrics/notifications).
+    is_test = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,6 +147,8 @@ class Alert(TenantModel):
             models.Index(fields=["tenant", "ticket", "state"]),
             models.Index(fields=["tenant", "integration", "state"]),
             models.Index(fields=["state", "suppressed_until"], name="alert_suppressed_until"),
+            # MSP metrics and dry runs read a tenant's alerts by period / newest first.
+            models.Index(fields=["tenant", "first_seen"], name="alert_tenant_first_seen"),
         ]
 
 

@@ -175,6 +175,17 @@ def _time_entry(w):
     return add_time_entry(w.get("tickets.Ticket"), user=w.admin, minutes=15, note=w.text("Time"))
 
 
+@factory("tickets.TicketRelation")
+def _ticket_relation(w):
+    from tickets.services import create_ticket
+
+    other = create_ticket(actor=w.admin, board=w.get("tickets.Board"), status=w.get("tickets.Status"),
+                          title=w.text("Related ticket"), client=w.get("psa.Client"), asset=w.get("assets.Asset"))
+    return _model("tickets.TicketRelation").objects.create(
+        ticket=w.get("tickets.Ticket"), related=other, reason=w.text("same device")
+    )
+
+
 # --- assets ------------------------------------------------------------------------------
 
 

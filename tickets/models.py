@@ -107,6 +107,8 @@ class Ticket(TenantModel):
     source = models.CharField(max_length=20, choices=TicketSource.choices, default=TicketSource.MANUAL)
     source_ref = models.CharField(max_length=255, blank=True)
     occurrence_count = models.PositiveIntegerField(default=1)
+    # Made by a provider panel's "Send test alert": metrics and notifications leave it out.
+    is_test = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -127,6 +129,21 @@ class Ticket(TenantModel):
     @property
     def is_closed(self) -> bool:
         return self.status.is_closed
+
+
+class TicketRelation(TenantModel):
+    """``ticket`` is related to ``related`` (stored in both directions, so either side reads its own rows).
+
+    Made by the alert pipeline when providers alert on the same device (alerts.services.correlation)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="relations")
+    related = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["ticket", "related"], name="uniq_ticket_relation")]
 
 
 class NoteKind(models.TextChoices):

@@ -127,6 +127,11 @@ def _context(request, ticket: Ticket, note_form=None, update_form=None) -> dict:
         "hidden_notes": hidden_notes,
         "activity": _describe(activities, ticket),
         "touched": services.human_touched(ticket.pk),
+        # Providers that alerted on the same device (alerts.services.correlation), and the alerts themselves.
+        "related": list(Ticket.objects.filter(pk__in=ticket.relations.values("related_id"))
+                        .select_related("status").order_by("-created_at", "-id")),
+        "ticket_alerts": list(ticket.alerts.order_by("-last_seen", "-id")
+                              .only("pk", "title", "external_id", "provider", "state", "last_seen")[:20]),
         "note_form": note_form or NoteForm(),
         "update_form": update_form or TicketUpdateForm(ticket=ticket),
     }

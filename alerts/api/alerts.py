@@ -43,8 +43,24 @@ class AlertSerializer(TenantModelSerializer):
             "reset_status",
             "reset_error",
             "reset_at",
+            "is_test",
         ]
         read_only_fields = fields
+
+
+class AlertDetailSerializer(AlertSerializer):
+    """``alerts/{id}/``: the alert with its pipeline trace (alerts.services.trace)."""
+
+    trace = serializers.SerializerMethodField()
+
+    class Meta(AlertSerializer.Meta):
+        fields = [*AlertSerializer.Meta.fields, "trace"]
+        read_only_fields = fields
+
+    def get_trace(self, obj) -> list[dict]:
+        from alerts.services.trace import present
+
+        return present(obj.trace)
 
 
 class AlertFilter(django_filters.FilterSet):
@@ -65,5 +81,10 @@ class AlertViewSet(TenantReadOnlyViewSet):
     permission_classes = [IsTenantMember]
     filterset_class = AlertFilter
 
+    def get_serializer_class(self):
+        return AlertDetailSerializer if self.action == "retrieve" else AlertSerializer
+
     def queryset_for_tenant(self):
-        return Alert.objects.select_related("ticket").order_by("-last_seen", "-id")
+        qs = Alert.objects.select_related("ticket").order_by("-last_seen", "-id")
+        # The list leaves the trace and the raw payload in the database.
+        return qs.defer("trace", "raw") if self.action == "list" else qs

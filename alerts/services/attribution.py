@@ -26,6 +26,8 @@ class Attribution:
     # The loaded rows, handed to the Alert so rules/templates do not fetch them again.
     client: Any = None
     asset: Any = None
+    asset_by: str = ""  # "device id" | "serial number": how the asset was found (the alert's trace)
+    mapped_via: Any = None  # the (ancestor) organization that carries the mapping
 
     @property
     def mapped(self) -> bool:
@@ -42,6 +44,7 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
         client = getattr(resolved, "client", None) if resolved is not None else None
         if client is not None:
             result.organization = resolved.organization
+            result.mapped_via = getattr(resolved, "mapped_via", None)
             result.client_id, result.client = client.pk, client
         else:
             result.organization = orgs.discover(
@@ -65,6 +68,7 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
                 result.client_id, result.client = asset.client_id, asset.client
             elif asset.client_id != result.client_id:
                 asset = None
+    asset_by_identity = asset is not None
     if asset is None and alert.serial_number and result.client_id is not None:
         asset = _first_asset(  # a live asset before a retired one
             f"SELECT a.* FROM {_ASSET} a WHERE a.tenant_id = %s AND a.client_id = %s AND a.serial_number = %s"
@@ -73,6 +77,8 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
         )
     result.asset_id = asset.pk if asset is not None else None
     result.asset = asset
+    if asset is not None:
+        result.asset_by = "device id" if asset_by_identity else "serial number"
     return result
 
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
-from alerts.services import dedup
+from alerts.services import dedup, trace
 from integrations.errors import NotResettable, ProviderError
 from integrations.registry import get_provider_class
 from psa.text import clean
@@ -44,7 +44,8 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
     }
     with transaction.atomic():
         changed = Alert.objects.filter(pk=alert.pk, state__in=RESOLVABLE, last_event_at__lte=at).update(
-            state=AlertState.RESOLVED, resolved_at=at, last_event_at=at, last_seen=timezone.now()
+            state=AlertState.RESOLVED, resolved_at=at, last_event_at=at, last_seen=timezone.now(),
+            trace=trace.append(trace.resolved_entry(at, why)),
         )
         if not changed:
             return outcome  # already resolved, ignored, or this event is older than one we applied
@@ -72,6 +73,7 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
         note = f"Alert resolved at {_when(at)} ({why}): {alert.title or alert.condition_key}."
         if ticket.status.is_closed:
             add_note(ticket, kind=NoteKind.SYSTEM, body=note, savepoint=False)
+            _decided(alert, "ticket_already_closed", f"Its ticket #{ticket.number} was already closed.")
             return outcome
         rule = _rule_of(alert)
         others = (
@@ -79,15 +81,15 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
         )
         touched = human_touched(ticket.pk)
         if rule is not None and not rule.auto_close:
-            note += " The rule does not close tickets automatically."
+            held = " The rule does not close tickets automatically."
         elif others:
-            note += f" The ticket stays open: {others} other alert(s) on it are still active."
+            held = f" The ticket stays open: {others} other alert(s) on it are still active."
         elif touched:
-            note += " The ticket stays open because someone has worked on it."
+            held = " The ticket stays open because someone has worked on it."
         else:
             closed = _closed_status(ticket.board)
             if closed is None:
-                note += " The board has no closed status, so the ticket stays open."
+                held = " The board has no closed status, so the ticket stays open."
             else:
                 add_note(
                     ticket,
@@ -97,10 +99,18 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
                 )
                 update_ticket(ticket, actor=None, changes={"status": closed})
                 dedup.close_groups_of_ticket(ticket.pk)
+                _decided(alert, "auto_closed", f"Ticket #{ticket.number} closed automatically: nobody had worked on it.")
                 outcome["action"] = "resolved_ticket_closed"
                 return outcome
-        add_note(ticket, kind=NoteKind.SYSTEM, body=note, savepoint=False)
+        add_note(ticket, kind=NoteKind.SYSTEM, body=note + held, savepoint=False)
+        _decided(alert, "held", f"Ticket #{ticket.number} not closed:{held}")
     return outcome
+
+
+def _decided(alert: Alert, decision: str, detail: str) -> None:
+    """The ticket's fate in the alert's trace (one UPDATE, only for an alert that has a ticket)."""
+    Alert.objects.filter(pk=alert.pk).update(
+        trace=trace.append(trace.ticket_decision_entry(decision, detail, alert.ticket_id)))
 
 
 def _rule_of(alert: Alert):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import cache as config_cache
-from alerts.services import dedup, lifecycle, notify, rowsql, ticketing
+from alerts.services import dedup, lifecycle, notify, rowsql, ticketing, trace
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
@@ -82,7 +82,7 @@ def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbou
                 return _known(integration, existing, na, source, at)
         attribution = attribute(integration, na)
         with transaction.atomic():
-            created = _insert(integration, na, attribution, at, now)
+            created = _insert(integration, na, attribution, at, now, is_test=source == "test")
             if created is not None:
                 created.outcome = evaluate(created, now=now)
                 return created
@@ -98,7 +98,7 @@ def ingest_normalized(integration, alert: NormalizedAlert, *, source: str, inbou
 
 
 def _insert(
-    integration, na: NormalizedAlert, attribution: Attribution, at, now, state=AlertState.ACTIVE
+    integration, na: NormalizedAlert, attribution: Attribution, at, now, state=AlertState.ACTIVE, is_test=False
 ) -> Alert | None:
     values = {
         "tenant_id": integration.tenant_id,
@@ -123,6 +123,7 @@ def _insert(
         "last_event_at": at,
         "resolved_at": at if state == AlertState.RESOLVED else None,
         "raw": na.raw,
+        "is_test": is_test,
         "created_at": now,
     }
     pk = insert_returning_id(Alert, values, "ON CONFLICT (integration_id, external_id) DO NOTHING")
@@ -130,6 +131,7 @@ def _insert(
         return None
     alert = Alert(pk=pk, **values)
     alert._state.adding = False
+    alert._attribution = attribution  # how it was attributed, for the trace
     # Cache the related rows we already hold (rules and templates read them).
     if attribution.organization is not None:
         alert.organization = attribution.organization
@@ -140,44 +142,53 @@ def _insert(
     return alert
 
 
-def evaluate(alert: Alert, *, now: dt.datetime) -> dict:
-    """Suppress -> rules -> dedup for an attributed alert, inside the caller's transaction."""
+def evaluate(alert: Alert, *, now: dt.datetime, prelude: list | None = None) -> dict:
+    """Suppress -> rules -> dedup for an attributed alert, inside the caller's transaction.
+
+    Every decision is added to the alert's trace (alerts.services.trace), written with the state."""
     from alerts.services.rules import alert_context, match_rule
     from alerts.services.windows import matching_window
 
+    steps = list(prelude or [])
     outcome = {"alert": alert.pk, "action": "", "ticket": None, "rule": None}
     alert.suppressed_by, alert.suppressed_until = None, None
     if alert.client_id is None:
+        steps.append(trace.attribute_entry(alert, getattr(alert, "_attribution", None)))
         alert.state = AlertState.UNMAPPED
-        _save_state(alert)
+        _save_state(alert, steps)
         outcome["action"] = "unmapped"
         return outcome
     ctx = alert_context(alert)
+    steps.append(trace.attribute_entry(alert, getattr(alert, "_attribution", None)))
     window = matching_window(alert.tenant_id, ctx, now)
+    steps.append(trace.window_entry(window))
     if window is not None:
         alert.state = AlertState.SUPPRESSED
         alert.suppressed_by, alert.suppressed_until = window
-        _save_state(alert)
+        _save_state(alert, steps)
         outcome.update(action="suppressed", window=window[0].pk, until=window[1].isoformat())
         return outcome
-    rule = match_rule(ctx)
+    misses: list = []
+    rule = match_rule(ctx, misses)
+    steps.append(trace.rule_entry(rule, ctx, misses))
     alert.rule = rule
     outcome["rule"] = rule.pk
     if rule.action == "ignore":
         alert.state = AlertState.IGNORED
-        _save_state(alert)
+        _save_state(alert, steps)
         outcome["action"] = "ignored"
         return outcome
-    ticket_id, created = _attach(alert, rule, ctx, now)
+    ticket_id, created = _attach(alert, rule, ctx, now, steps)
     alert.state = AlertState.ACTIVE
     alert.ticket_id = ticket_id
-    _save_state(alert)
+    _save_state(alert, steps)
     outcome.update(action="ticket_created" if created else "occurrence", ticket=ticket_id)
     return outcome
 
 
-def _save_state(alert: Alert) -> None:
-    """What evaluate decided (one UPDATE by primary key, without ORM query building)."""
+def _save_state(alert: Alert, steps: list) -> None:
+    """What evaluate decided, with its trace (one UPDATE by primary key, without ORM query building)."""
+    alert.trace = trace.capped([*(alert.trace or []), *steps])
     rowsql.update_row(
         Alert,
         alert.pk,
@@ -188,12 +199,21 @@ def _save_state(alert: Alert) -> None:
             "ticket": alert.ticket_id,
             "suppressed_by": alert.suppressed_by_id,
             "suppressed_until": alert.suppressed_until,
+            "trace": alert.trace,
         },
     )
 
 
-def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
-    """Count the firing on the condition's open group; make its ticket when the group is new."""
+def _attach(alert: Alert, rule, ctx: dict, now, steps: list) -> tuple[int, bool]:
+    """Count the firing on the condition's open group; make its ticket when the group is new.
+
+    A rule with the ``asset_has_open_ticket`` condition puts a new group on the device's open ticket
+    instead of making one."""
+    from alerts.services import correlation
+    from alerts.services.rules import OPEN_TICKET
+
+    merge_into = ctx.get(OPEN_TICKET) if (rule.conditions or {}).get("asset_has_open_ticket") else None
+    reopened = False
     for _ in range(5):
         row = dedup.upsert_group(
             tenant_id=alert.tenant_id,
@@ -204,15 +224,28 @@ def _attach(alert: Alert, rule, ctx: dict, now) -> tuple[int, bool]:
             at=now,
         )
         alert.group_id = row.id
+        if row.ticket_id is None and merge_into is not None:
+            if ticketing.record_occurrence(merge_into, alert, ctx, row.occurrence_count, merged=True):
+                rowsql.update_row(AlertGroup, row.id, {"ticket": merge_into})
+                steps.append(trace.merged_entry(merge_into))
+                return merge_into, False
+            merge_into = None  # closed meanwhile: this condition gets its own ticket
         if row.ticket_id is None:  # a new group (or its ticket was deleted): make the ticket now
             ticket = ticketing.create_alert_ticket(alert, rule, ctx)
             rowsql.update_row(AlertGroup, row.id, {"ticket": ticket.pk})
-            notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
+            steps.append(trace.new_ticket_entry(ticket, reopened=reopened))
+            related = correlation.link_new_ticket(ticket, alert, ctx)
+            if related:
+                steps.append(trace.related_entry(related))
+            if not alert.is_test:  # a test ticket notifies nobody
+                notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
             return ticket.pk, True
         if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count):
             # The ticket was closed without us hearing of it: retire the group and open a new one.
             dedup.close_stale_group(row.id, undo_increment=True)
+            reopened = True
             continue
+        steps.append(trace.occurrence_entry(row.ticket_id, row.occurrence_count))
         return row.ticket_id, False
     raise RuntimeError(f"could not settle the open group of {alert.dedup_key}")
 
@@ -277,6 +310,7 @@ def _reevaluate(
                 "rule": alert.rule_id,
             }
             return alert
+        locked._attribution = attribution
         locked.client_id = attribution.client_id
         locked.asset_id = attribution.asset_id
         locked.organization_id = getattr(attribution.organization, "pk", None)
@@ -303,7 +337,9 @@ def _reevaluate(
                 "message",
             ]
         locked.save(update_fields=update)
-        outcome = evaluate(locked, now=now)
+        prelude = [trace.entry("lifecycle", "refired", "The alert fired again after it had resolved.")] \
+            if label == "refired" else None
+        outcome = evaluate(locked, now=now, prelude=prelude)
     outcome["action"] = f"{label}:{outcome['action']}"
     locked.outcome = outcome
     return locked
@@ -384,7 +420,10 @@ def reevaluate_suppressed(alert_id: int, now: dt.datetime | None = None) -> dict
         )
         if alert is None:
             return None
-        outcome = evaluate(alert, now=now)
+        from alerts.services.cache import tenant_config
+
+        ended = next((w.name for w in tenant_config(alert.tenant_id).windows if w.pk == alert.suppressed_by_id), None)
+        outcome = evaluate(alert, now=now, prelude=[trace.window_ended_entry(ended)])
     outcome["action"] = f"window_ended:{outcome['action']}"
     return outcome
 

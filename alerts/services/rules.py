@@ -25,7 +25,8 @@ from integrations.records import SEVERITIES
 
 log = logging.getLogger(__name__)
 
-CONDITION_KEYS = ("providers", "severities", "alert_types", "clients", "asset_types", "text_contains", "text_regex")
+CONDITION_KEYS = ("providers", "severities", "alert_types", "clients", "asset_types", "text_contains", "text_regex",
+                  "asset_has_open_ticket")
 LIST_KEYS = ("providers", "severities", "alert_types", "clients", "asset_types")
 REGEX_TIMEOUT_SECONDS = 0.05
 REGEX_MAX_PATTERN = 500
@@ -139,6 +140,12 @@ def clean_conditions(raw: Any) -> dict[str, Any]:
                 errors["text_regex"] = [f"Invalid regular expression: {exc}"]
             else:
                 out["text_regex"] = pattern
+    open_ticket = raw.get("asset_has_open_ticket")
+    if open_ticket not in (None, False):
+        if open_ticket is not True:
+            errors["asset_has_open_ticket"] = ["Must be true or false."]
+        else:
+            out["asset_has_open_ticket"] = True
     if errors:
         raise ConditionError(errors)
     return out
@@ -161,28 +168,58 @@ def _regex_matches(pattern: str, text: str) -> bool:
 
 def conditions_match(conditions: dict[str, Any] | None, ctx: dict[str, Any]) -> bool:
     """All present conditions hold for ``ctx`` (an empty condition matches everything)."""
+    return first_failure(conditions, ctx) is None
+
+
+def first_failure(conditions: dict[str, Any] | None, ctx: dict[str, Any]) -> str | None:
+    """The key of the first condition that does not hold for ``ctx``; None when all hold (the trace
+    names it for the rules that did not match)."""
     c = conditions or {}
     for key, field in (("providers", "provider"), ("severities", "severity"), ("alert_types", "alert_type"),
                        ("asset_types", "asset_type")):
         wanted = c.get(key)
         if wanted and str(ctx.get(field) or "").strip().lower() not in {str(w).lower() for w in wanted}:
-            return False
+            return key
     clients = c.get("clients")
     if clients and ctx.get("client_id") not in set(clients):
-        return False
+        return "clients"
     needle = c.get("text_contains")
     if needle and str(needle).casefold() not in _text_of(ctx).casefold():
-        return False
+        return "text_contains"
     pattern = c.get("text_regex")
-    return not pattern or _regex_matches(pattern, _text_of(ctx))
+    if pattern and not _regex_matches(pattern, _text_of(ctx)):
+        return "text_regex"
+    # Last: the only condition that may need a query, made only when every other one held.
+    if c.get("asset_has_open_ticket") and open_ticket_of(ctx) is None:
+        return "asset_has_open_ticket"
+    return None
+
+
+OPEN_TICKET = "open_ticket_id"
+
+
+def open_ticket_of(ctx: dict[str, Any]) -> int | None:
+    """The newest open (non-test) ticket of the alert's asset; asked once per alert and kept in ``ctx``
+    (a dry run fills it for many alerts with one query)."""
+    if OPEN_TICKET not in ctx:
+        from tickets.models import Ticket
+
+        asset_id = ctx.get("asset_id")
+        ctx[OPEN_TICKET] = (
+            Ticket.objects.filter(asset_id=asset_id, status__is_closed=False, is_test=False)
+            .order_by("-created_at", "-id").values_list("pk", flat=True).first()
+            if asset_id else None
+        )
+    return ctx[OPEN_TICKET]
 
 
 # -- matching and the catch-all -----------------------------------------------------
 
 
-def match_rule(ctx: dict[str, Any]) -> AlertRule:
+def match_rule(ctx: dict[str, Any], misses: list | None = None) -> AlertRule:
     """The first enabled rule (by position) matching ``ctx``; else the tenant's catch-all.
 
+    ``misses`` (a list) receives ``(rule, failed condition key)`` for each rule tried before it.
     Rules come from the per-process cache (alerts.services.cache): treat them as read-only.
     """
     from alerts.services.cache import tenant_config
@@ -190,8 +227,11 @@ def match_rule(ctx: dict[str, Any]) -> AlertRule:
 
     cfg = tenant_config(get_current_tenant_id())
     for rule in cfg.rules:
-        if conditions_match(rule.conditions, ctx):
+        failed = first_failure(rule.conditions, ctx)
+        if failed is None:
             return rule
+        if misses is not None:
+            misses.append((rule, failed))
     return cfg.catch_all if cfg.catch_all is not None else ensure_catch_all()
 
 

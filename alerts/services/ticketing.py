@@ -56,6 +56,7 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
         assignee_id=rule.assignee_id,
         source=TicketSource.ALERT,
         source_ref=f"{alert.provider}:{alert.external_id}"[:255],
+        is_test=alert.is_test,
         savepoint=False,  # the alert's transaction is undone as a whole on any error
     )
     add_note(
@@ -71,8 +72,10 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
     return ticket
 
 
-def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bool:
-    """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed."""
+def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int, merged: bool = False) -> bool:
+    """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed.
+
+    ``merged``: another condition on the same device, put on this ticket by a rule that merges."""
     from alerts.services import rowsql
 
     # One UPDATE by primary key (no ORM query building): only while the ticket is open.
@@ -86,13 +89,16 @@ def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int) -> bo
     )
     if not bumped:
         return False
+    if merged:
+        body = (f"Alert merged into this ticket (the device already had it open): {describe(alert, ctx)} "
+                f"at {_when(alert.last_seen)}. {alert.provider} alert {alert.external_id}.")
+    else:
+        body = (f"Alert fired again (occurrence {count}): {describe(alert, ctx)} at {_when(alert.last_seen)}. "
+                f"{alert.provider} alert {alert.external_id}.")
     add_note(
         Ticket(pk=ticket_id, tenant_id=alert.tenant_id),
         kind=NoteKind.SYSTEM,
-        body=(
-            f"Alert fired again (occurrence {count}): {describe(alert, ctx)} at {_when(alert.last_seen)}. "
-            f"{alert.provider} alert {alert.external_id}."
-        ),
+        body=body,
         touch=False,  # updated_at was written with the occurrence count above
         savepoint=False,
     )

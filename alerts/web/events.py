@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from alerts.filtersets import InboundEventFilter
 from alerts.models import Alert, InboundEvent
 from alerts.services import events as events_svc
+from alerts.services.trace import present as trace_present
 from integrations.crypto import CredentialDecryptError
 from integrations.models import Integration
 from integrations.web.access import (
@@ -87,6 +88,8 @@ def _outcome(event: InboundEvent) -> dict[str, Any]:
     alerts = list(
         Alert.objects.filter(pk__in=alert_ids).select_related("ticket", "rule", "client", "asset", "suppressed_by")
     ) if alert_ids else []
+    for a in alerts:
+        a.presented_trace = trace_present(a.trace)
     return {"result": result, "alerts": alerts,
             "result_json": json.dumps(result, indent=2, ensure_ascii=False, default=str) if result else ""}
 

@@ -61,6 +61,9 @@ class RuleForm(forms.Form):
     text_contains = forms.CharField(required=False, label="Text contains", help_text="Matched against title and message, case-insensitive.")
     text_regex = forms.CharField(required=False, label="Text matches regular expression", max_length=500,
                                  help_text="Case-insensitive, e.g. disk (space|full)")
+    asset_has_open_ticket = forms.BooleanField(
+        required=False, label="The device already has an open ticket",
+        help_text="Then the alert is merged into that ticket (an occurrence on it) instead of opening a new one.")
     # Action
     action = forms.ChoiceField(choices=RuleAction.choices, widget=forms.RadioSelect)
     board = forms.ModelChoiceField(queryset=None, required=False, empty_label="— default board —")
@@ -100,7 +103,8 @@ class RuleForm(forms.Form):
 
     @staticmethod
     def condition_names():
-        return ("providers", "severities", "alert_types", "clients", "asset_types", "text_contains", "text_regex")
+        return ("providers", "severities", "alert_types", "clients", "asset_types", "text_contains", "text_regex",
+                "asset_has_open_ticket")
 
     def pmap_fields(self):
         return [self[f"pmap_{s}"] for s in SEVERITIES]
@@ -120,7 +124,7 @@ class RuleForm(forms.Form):
             "providers": c.get("providers", []), "severities": c.get("severities", []),
             "alert_types": ", ".join(c.get("alert_types", [])), "clients": c.get("clients", []),
             "asset_types": c.get("asset_types", []), "text_contains": c.get("text_contains", ""),
-            "text_regex": c.get("text_regex", ""),
+            "text_regex": c.get("text_regex", ""), "asset_has_open_ticket": bool(c.get("asset_has_open_ticket")),
         }
         for sev, pid in (rule.priority_map or {}).items():
             initial[f"pmap_{sev}"] = pid
@@ -148,6 +152,7 @@ class RuleForm(forms.Form):
                 "alert_types": _split(d.get("alert_types", "")), "clients": [c.pk for c in d.get("clients") or []],
                 "asset_types": d.get("asset_types") or [],
                 "text_contains": d.get("text_contains", ""), "text_regex": d.get("text_regex", ""),
+                "asset_has_open_ticket": True if d.get("asset_has_open_ticket") else None,
             }
             payload["conditions"] = {k: v for k, v in conditions.items() if v not in ("", [], None)}
         return payload

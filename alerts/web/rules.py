@@ -42,6 +42,8 @@ def _describe(rule: AlertRule, clients: dict[int, str]) -> list[str]:
         parts.append(f"text contains “{c['text_contains']}”")
     if c.get("text_regex"):
         parts.append(f"text matches /{c['text_regex']}/")
+    if c.get("asset_has_open_ticket"):
+        parts.append("the device already has an open ticket (merged into it)")
     return parts
 
 

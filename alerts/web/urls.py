@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from . import events, rules, windows
+from . import alerts, events, rules, windows
 
 EV = "settings/integrations/rmm/<slug:provider>/events/"
 
 urlpatterns = [
+    path("alerts/<int:pk>/", alerts.alert_detail, name="web-alert"),
     path("settings/alert-rules/", rules.rule_list, name="settings-alert-rules"),
     path("settings/alert-rules/new/", rules.rule_create, name="settings-alert-rule-new"),
     path("settings/alert-rules/<int:pk>/", rules.rule_edit, name="settings-alert-rule"),

@@ -52,16 +52,41 @@ CLOSE_VIA_STATUS = (
 
 class TicketSerializer(TenantModelSerializer):
     is_closed = serializers.BooleanField(source="status.is_closed", read_only=True)
+    # Tickets linked because providers alerted on the same device (both directions stored).
+    related_tickets = serializers.SerializerMethodField()
+    # The span of the alerts on the ticket (null for a ticket without alerts); annotated by the view.
+    first_seen = serializers.SerializerMethodField()
+    last_seen = serializers.SerializerMethodField()
 
     class Meta:
         model = Ticket
         fields = [
             "id", "number", "title", "description", "client", "site", "contact", "board", "status", "priority",
             "category", "assignee", "asset", "source", "source_ref", "is_closed", "occurrence_count",
-            "created_at", "updated_at", "closed_at",
+            "created_at", "updated_at", "closed_at", "related_tickets", "first_seen", "last_seen", "is_test",
         ]
-        read_only_fields = ["number", "source", "source_ref", "occurrence_count", "created_at", "updated_at", "closed_at"]
+        read_only_fields = ["number", "source", "source_ref", "occurrence_count", "created_at", "updated_at", "closed_at",
+                            "is_test"]
         extra_kwargs = {"status": {"required": False}}
+
+    def get_related_tickets(self, obj) -> list[int]:
+        return sorted(r.related_id for r in obj.relations.all())
+
+    def _span(self, obj) -> tuple:
+        if not hasattr(obj, "first_seen"):  # a ticket just written (not from the annotated list)
+            from django.db.models import Max, Min
+
+            span = obj.alerts.aggregate(first=Min("first_seen"), last=Max("last_seen"))
+            obj.first_seen, obj.last_seen = span["first"], span["last"]
+        return obj.first_seen, obj.last_seen
+
+    def get_first_seen(self, obj) -> str | None:
+        value = self._span(obj)[0]
+        return serializers.DateTimeField().to_representation(value) if value else None
+
+    def get_last_seen(self, obj) -> str | None:
+        value = self._span(obj)[1]
+        return serializers.DateTimeField().to_representation(value) if value else None
 
     def validate(self, attrs):
         board = attrs.get("board", getattr(self.instance, "board", None))

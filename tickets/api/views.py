@@ -80,7 +80,11 @@ class TicketViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateMode
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def queryset_for_tenant(self):
-        return Ticket.objects.select_related("status").order_by("-created_at", "-id")
+        from django.db.models import Max, Min
+
+        return (Ticket.objects.select_related("status").prefetch_related("relations")
+                .annotate(first_seen=Min("alerts__first_seen"), last_seen=Max("alerts__last_seen"))
+                .order_by("-created_at", "-id"))
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
