@@ -31,7 +31,10 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -217,6 +220,37 @@ class _GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@dataclass
+class CallTally:
+    """What the guarded transport saw during a unit of work (see ``tally``)."""
+
+    answered: int = 0  # requests that got any HTTP answer
+    refused: int = 0  # requests the SSRF guard refused
+    refusal: str = ""  # the guard's first message
+
+    @property
+    def all_refused(self) -> bool:
+        return self.refused > 0 and self.answered == 0
+
+
+_tally: ContextVar[CallTally | None] = ContextVar("psa_http_tally", default=None)
+
+
+@contextmanager
+def tally() -> Iterator[CallTally]:
+    """Count answered and guard-refused provider requests made in this block (this thread).
+
+    A provider may swallow a failed call (one organization of many, an optional extra); a job
+    whose every call was refused by the guard must still fail with the guard's message.
+    """
+    current = CallTally()
+    token = _tally.set(current)
+    try:
+        yield current
+    finally:
+        _tally.reset(token)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with the SSRF-guarding network backend."""
 
@@ -225,6 +259,19 @@ class GuardedTransport(httpx.HTTPTransport):
         super().__init__(**kwargs)
         pool = self._pool
         pool._network_backend = _GuardedBackend(pool._network_backend)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        current = _tally.get()
+        try:
+            response = super().handle_request(request)
+        except BlockedURL as exc:
+            if current is not None:
+                current.refused += 1
+                current.refusal = current.refusal or str(exc)
+            raise
+        if current is not None:
+            current.answered += 1
+        return response
 
     def close_idle_connections(self) -> None:
         """Close the pool's idle keep-alive connections (the pool drops closed ones on its next request).

@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assets.models import Asset, AssetExternalId, AssetStatus, AssetType, Software
+from integrations import http
+from integrations.errors import BlockedURL
 from integrations.models import Integration, Job
 from integrations.records import DeviceRecord
 from integrations.registry import get_provider
@@ -123,14 +125,19 @@ def sync_devices(integration: Integration, job: Job | None = None,
     totals = _Totals()
     provider = get_provider(integration)
     mapping = fieldmap.effective(type(provider), integration.settings)
-    try:
-        devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
-        for chunk in _chunks(devices, BATCH):
-            apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals, mapping=mapping)
-            if reporter:
-                reporter.advance(len(chunk))
-    finally:
-        provider.close()
+    with http.tally() as calls:
+        try:
+            devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
+            for chunk in _chunks(devices, BATCH):
+                apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals, mapping=mapping)
+                if reporter:
+                    reporter.advance(len(chunk))
+        finally:
+            provider.close()
+    if calls.all_refused:
+        # The provider carried on past each refused call (per organization, say) and listed nothing:
+        # that is not an empty account. Fail before retiring anything, with the guard's reason.
+        raise BlockedURL(calls.refusal)
     retired = 0
     if full and mapped_clients:
         # Every asset seen above has updated_at >= started; the rest of this provider's assets are gone.
