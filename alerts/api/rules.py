@@ -144,13 +144,22 @@ class MoveSerializer(serializers.Serializer):
     direction = serializers.ChoiceField(choices=["up", "down"])
 
 
+class RuleDryRunSerializer(serializers.Serializer):
+    """The body of alert-rules/dry-run/ (checked by the view itself; this names its fields)."""
+
+    rule = serializers.JSONField(help_text="The fields of an alert-rules/ POST (name optional).")
+    limit = serializers.IntegerField(required=False, help_text="How many of the newest alerts (default 1000).")
+    rule_id = serializers.IntegerField(required=False, help_text="The rule being edited, if any.")
+
+
 class AlertRuleViewSet(TenantModelViewSet):
     serializer_class = AlertRuleSerializer
     permission_classes = [AdminOrReadOnly]
     filterset_class = AlertRuleFilter
 
     def get_serializer_class(self):
-        return {"reorder": ReorderSerializer, "move": MoveSerializer}.get(self.action, AlertRuleSerializer)
+        return {"reorder": ReorderSerializer, "move": MoveSerializer, "dry_run": RuleDryRunSerializer}.get(
+            self.action, AlertRuleSerializer)
 
     def queryset_for_tenant(self):
         return AlertRule.objects.order_by("is_catch_all", "position", "id").select_related(
@@ -181,6 +190,25 @@ class AlertRuleViewSet(TenantModelViewSet):
             raise ValidationError({"ids": [str(exc)]}) from None
         return self._ordered()
 
+    @action(detail=False, methods=["post"], url_path="dry-run")
+    def dry_run(self, request):
+        """POST {rule: {the fields of an alert-rules/ POST}, limit (default 1000), rule_id (when editing)}:
+        which of the last ``limit`` alerts the rule would catch, which rule catches them today, and the
+        board and priority each would get. Nothing is saved."""
+        from alerts.services import dryrun
+
+        body = request.data if isinstance(request.data, dict) else {}
+        data = body.get("rule")
+        if not isinstance(data, dict):
+            raise ValidationError({"rule": ["An object with the fields of an alert rule."]})
+        try:
+            limit = dryrun.clamp_limit(body.get("limit"))
+        except ValueError as exc:
+            raise ValidationError({"limit": [str(exc)]}) from None
+        existing = _editing(body.get("rule_id", data.get("id")), AlertRule)
+        candidate = candidate_rule(data, existing, self.get_serializer_context())
+        return Response(dryrun.dry_run_rule(candidate, limit=limit, replaces=getattr(existing, "pk", None)))
+
     @action(detail=True, methods=["post"])
     def move(self, request, pk=None):
         rule = self.get_object()
@@ -192,3 +220,36 @@ class AlertRuleViewSet(TenantModelViewSet):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         rule.refresh_from_db()
         return Response(AlertRuleSerializer(rule, context=self.get_serializer_context()).data)
+
+
+def _editing(rule_id, model):
+    """The tenant's row being edited in a dry run (404 for another tenant's id or a free one)."""
+    from django.shortcuts import get_object_or_404
+
+    if rule_id in (None, ""):
+        return None
+    if isinstance(rule_id, bool) or not str(rule_id).isdigit():
+        raise ValidationError({"rule_id": ["Must be the id of the rule (or window) being edited."]})
+    return get_object_or_404(model.objects.all(), pk=int(rule_id))
+
+
+def candidate_rule(data: dict, existing: AlertRule | None, context: dict) -> AlertRule:
+    """An unsaved AlertRule from the fields of an alert-rules/ POST (validated exactly as a save would
+    be; a dry run needs no name)."""
+    fields = {k: v for k, v in data.items() if k != "id"}
+    if existing is None:
+        fields.setdefault("name", "(dry run)")
+    serializer = AlertRuleSerializer(instance=existing, data=fields, partial=existing is not None, context=context)
+    serializer.is_valid(raise_exception=True)
+    values = dict(serializer.validated_data)
+    values.pop("notify_users", None)
+    rule = AlertRule()
+    if existing is not None:
+        for f in AlertRule._meta.concrete_fields:
+            setattr(rule, f.attname, getattr(existing, f.attname))
+    for key, value in values.items():
+        setattr(rule, key, value)
+    rule.pk = rule.id = None  # never the saved row: the run compares rules by identity
+    if existing is None:
+        rule.position = values.get("position")
+    return rule

@@ -6,7 +6,9 @@ import django_filters
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
 from alerts.models import MaintenanceWindow, WindowScope
 from alerts.services import windows as svc
@@ -113,10 +115,58 @@ class MaintenanceWindowFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+class WindowDryRunSerializer(serializers.Serializer):
+    """The body of maintenance-windows/dry-run/ (checked by the view itself; this names its fields)."""
+
+    window = serializers.JSONField(help_text="The fields of a maintenance-windows/ POST (name optional).")
+    limit = serializers.IntegerField(required=False, help_text="How many of the newest alerts (default 1000).")
+    window_id = serializers.IntegerField(required=False, help_text="The window being edited, if any.")
+
+
 class MaintenanceWindowViewSet(TenantModelViewSet):
     serializer_class = MaintenanceWindowSerializer
     permission_classes = [AdminOrReadOnly]
     filterset_class = MaintenanceWindowFilter
 
+    def get_serializer_class(self):
+        return WindowDryRunSerializer if self.action == "dry_run" else MaintenanceWindowSerializer
+
     def queryset_for_tenant(self):
         return MaintenanceWindow.objects.order_by("name", "id")
+
+    @action(detail=False, methods=["post"], url_path="dry-run")
+    def dry_run(self, request):
+        """POST {window: {the fields of a maintenance-windows/ POST}, limit (default 1000), window_id (when
+        editing)}: which of the last ``limit`` alerts this window would have suppressed. Nothing is saved."""
+        from alerts.api.rules import _editing
+        from alerts.services import dryrun
+
+        body = request.data if isinstance(request.data, dict) else {}
+        data = body.get("window")
+        if not isinstance(data, dict):
+            raise ValidationError({"window": ["An object with the fields of a maintenance window."]})
+        try:
+            limit = dryrun.clamp_limit(body.get("limit"))
+        except ValueError as exc:
+            raise ValidationError({"limit": [str(exc)]}) from None
+        existing = _editing(body.get("window_id", data.get("id")), MaintenanceWindow)
+        window = candidate_window(data, existing, self.get_serializer_context())
+        return Response(dryrun.dry_run_window(window, limit=limit))
+
+
+def candidate_window(data: dict, existing: MaintenanceWindow | None, context: dict) -> MaintenanceWindow:
+    """An unsaved window from the fields of a maintenance-windows/ POST, validated as a save would be."""
+    fields = {k: v for k, v in data.items() if k != "id"}
+    if existing is None:
+        fields.setdefault("name", "(dry run)")
+    serializer = MaintenanceWindowSerializer(instance=existing, data=fields, partial=existing is not None,
+                                             context=context)
+    serializer.is_valid(raise_exception=True)
+    window = MaintenanceWindow()
+    if existing is not None:
+        for f in MaintenanceWindow._meta.concrete_fields:
+            setattr(window, f.attname, getattr(existing, f.attname))
+    for key, value in serializer.validated_data.items():
+        setattr(window, key, value)
+    window.pk = window.id = None
+    return window

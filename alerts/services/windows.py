@@ -196,6 +196,9 @@ def _in_scope(window: MaintenanceWindow, ctx: dict) -> bool:
     return False
 
 
+in_scope = _in_scope  # dry runs judge an unsaved window with the pipeline's own scope test
+
+
 def matching_window(tenant_id: int, ctx: dict, at: dt.datetime) -> tuple[MaintenanceWindow, dt.datetime] | None:
     """The enabled window of the tenant covering the alert ``ctx`` at ``at``, with the end of that
     occurrence. When several cover it, the one ending last wins (one re-evaluation, not many)."""
