@@ -144,14 +144,14 @@ class GenericTarget:
     secret: str
 
 
-def setup_generic(stack: LiveStack, name: str = "Bench MSP", orgs: int = 0) -> GenericTarget:
+def setup_generic(stack: LiveStack, name: str = "Bench MSP", orgs: int = 0, email: str = "admin@bench.example") -> GenericTarget:
     """Tenant via the CLI, then the documented API: enable generic, read its webhook card.
 
     With ``orgs`` (needs the worker running), organizations ``org-0`` .. ``org-{orgs-1}`` are
     discovered from one probe event each and automapped to clients of the same names, so
     the alerts of the measurement are attributed and ticketed (unmapped ones are not).
     """
-    created = stack.create_tenant(name, "admin@bench.example")
+    created = stack.create_tenant(name, email)
     with stack.api(created["api_token"]) as api:
         api.put("integrations/generic/", json={}).raise_for_status()
         card = api.get("integrations/generic/webhook/")

@@ -48,11 +48,11 @@ WAKE_FLAG_TTL = 5
 
 
 def turn_size() -> int:
-    return int(getattr(settings, "PSA_DISPATCH_TURN", 64))
+    return int(getattr(settings, "PSA_DISPATCH_TURN", 32))
 
 
 def per_integration() -> int:
-    return int(getattr(settings, "PSA_DISPATCH_PER_INTEGRATION", 16))
+    return int(getattr(settings, "PSA_DISPATCH_PER_INTEGRATION", 8))
 
 
 def drain_seconds() -> float:

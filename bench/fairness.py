@@ -1,0 +1,152 @@
+"""Fair share: one tenant's storm against another tenant's trickle, in one invocation.
+
+    .venv/bin/python bench/fairness.py --storm 10000 --concurrency 32
+
+Three phases on one live stack (gunicorn + a Celery worker, PostgreSQL, Redis):
+1. idle: tenant B posts single alerts on a quiet system; their alert -> ticket latency is B's floor;
+2. alone: tenant A posts the storm (distinct conditions) as fast as it can; how long until drained;
+3. together: A posts the storm again while B posts one alert every half second; B's latency
+   percentiles during the storm, and A's drain time beside B.
+Prints the figures (targets from the fairness issue: B p99 < 1 s, B p50 within 2x of idle, A's
+drain no more than 10 % slower than alone). Asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    base_parser,
+    cleanup,
+    fire,
+    generic_body,
+    percentile,
+    prepare,
+    print_figures,
+    setup_generic,
+    sql,
+    wait_processed,
+)
+
+
+def ticketed_at(db_url: str, external_id: str, timeout: float = 120.0) -> float:
+    """Wall-clock time at which the alert's ticket was first seen (polled every 5 ms)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = sql(db_url, "SELECT ticket_id FROM alerts_alert WHERE external_id = %s", (external_id,))
+        if rows and rows[0][0]:
+            return time.time()
+        time.sleep(0.005)
+    raise SystemExit(f"alert {external_id} was never ticketed")
+
+
+def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: threading.Event | None = None) -> list[float]:
+    """Post one B alert every ``every`` seconds (at most ``n``); latency of each to its ticket."""
+    import httpx
+
+    latencies = []
+    headers = {"Content-Type": "application/json", target.header_name: target.secret}
+    with httpx.Client(timeout=30) as http:
+        for i in range(n):
+            if stop is not None and stop.is_set():
+                break
+            t0 = time.time()
+            alert_id = f"{prefix}-{i}"
+            r = http.post(target.url, content=generic_body(alert_id, alert_id, org=0), headers=headers)
+            if r.status_code != 202:
+                raise SystemExit(f"B's webhook answered {r.status_code}")
+            latencies.append(ticketed_at(db_url, alert_id) - t0)
+            time.sleep(max(0.0, every - (time.time() - t0)))
+    return latencies
+
+
+def storm(target, prefix: str, n: int, concurrency: int):
+    headers = {"Content-Type": "application/json", target.header_name: target.secret}
+    return fire(target.url, headers, lambda i: generic_body(f"{prefix}-{i}", f"{prefix}-cond-{i}", org=0,
+                                                            device=i % 500), n, concurrency)
+
+
+def drained(db_url: str, tenant_name: str, prefix: str, n: int, timeout: float) -> None:
+    def done():
+        rows = sql(db_url, "SELECT count(*) FROM alerts_alert WHERE external_id LIKE %s", (f"{prefix}-%",))
+        return rows[0][0] >= n
+    from bench.common import wait_until
+
+    wait_until(done, timeout=timeout, interval=0.2, what=f"{tenant_name}'s {n} alerts processed")
+
+
+def pct(values: list[float]) -> dict:
+    s = sorted(values)
+    return {"n": len(s), "p50_ms": round(percentile(s, 50) * 1000, 1), "p99_ms": round(percentile(s, 99) * 1000, 1),
+            "max_ms": round(max(s) * 1000, 1) if s else None}
+
+
+def main(argv=None) -> int:
+    p = base_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--storm", type=int, default=10000, help="alerts in tenant A's storm (distinct conditions)")
+    p.add_argument("--concurrency", type=int, default=32, help="A's connections")
+    p.add_argument("--idle-samples", type=int, default=20, help="B's alerts on the idle system")
+    p.add_argument("--worker-concurrency", type=int, default=2, help="celery worker -c")
+    p.add_argument("--timeout", type=float, default=1800.0)
+    args = p.parse_args(argv)
+    stack = None
+    try:
+        stack = prepare(args, start_worker=True, worker_concurrency=args.worker_concurrency)
+        stack.start()
+        a = setup_generic(stack, "Storm MSP", orgs=1, email="storm@bench.example")
+        b = setup_generic(stack, "Quiet MSP", orgs=1, email="quiet@bench.example")
+        load = [os.getloadavg()[0]]
+
+        idle = trickle(args.database_url, b, "idle", args.idle_samples, 0.2)
+        load.append(os.getloadavg()[0])
+
+        t0 = time.time()
+        storm(a, "alone", args.storm, args.concurrency)
+        drained(args.database_url, "A", "alone", args.storm, args.timeout)
+        alone_s = time.time() - t0
+        load.append(os.getloadavg()[0])
+
+        stop = threading.Event()
+        during: list[float] = []
+        b_thread = threading.Thread(target=lambda: during.extend(
+            trickle(args.database_url, b, "during", 10_000, 0.5, stop)), daemon=True)
+        t0 = time.time()
+        b_thread.start()
+        storm(a, "beside", args.storm, args.concurrency)
+        drained(args.database_url, "A", "beside", args.storm, args.timeout)
+        beside_s = time.time() - t0
+        stop.set()
+        b_thread.join(60)
+        load.append(os.getloadavg()[0])
+        wait_processed(args.database_url, 0, args.timeout)
+
+        idle_p50 = statistics.median(idle) if idle else float("nan")
+        figures = {
+            "storm_alerts": args.storm,
+            "B_idle": pct(idle),
+            "B_during_A_storm": pct(during),
+            "B_p50_vs_idle": round(statistics.median(during) / idle_p50, 2) if during and idle else None,
+            "A_drain_alone_s": round(alone_s, 2),
+            "A_drain_beside_B_s": round(beside_s, 2),
+            "A_slowdown": round(beside_s / alone_s - 1, 3),
+            "load_avg_1m (start, idle, alone, together)": [round(x, 2) for x in load],
+        }
+        print_figures(f"fairness: tenant A storm of {args.storm} vs tenant B every 0.5 s", figures)
+        if args.json:
+            import json
+
+            print(json.dumps(figures))
+        return 0
+    finally:
+        cleanup(args, stack)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
