@@ -236,7 +236,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "psa.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "psa.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "psa.api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": ["psa.api.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"],
@@ -278,6 +278,7 @@ PSA_ALLOW_PRIVATE_PROVIDER_URLS = env_bool("PSA_ALLOW_PRIVATE_PROVIDER_URLS", Fa
 PSA_WEBHOOK_MAX_BYTES = int(os.environ.get("PSA_WEBHOOK_MAX_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PSA_WEBHOOK_MAX_BYTES + 1024, 2621440)
 PSA_WEBHOOK_FLOOD_PER_MINUTE = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE", "60000"))
+PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT", "120000"))
 PSA_HTTP_TIMEOUT = float(os.environ.get("PSA_HTTP_TIMEOUT", "15"))
 PSA_HTTP_RETRIES = int(os.environ.get("PSA_HTTP_RETRIES", "3"))
 

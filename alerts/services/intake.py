@@ -187,25 +187,33 @@ class _FloodState:
 
 
 _flood_lock = threading.Lock()
-_flood: dict[int, _FloodState] = {}
+_flood: dict[str, _FloodState] = {}
 
 
-def flooded(integration_id: int) -> bool:
-    """More than PSA_WEBHOOK_FLOOD_PER_MINUTE requests this minute (far beyond any real RMM)."""
-    limit = getattr(settings, "PSA_WEBHOOK_FLOOD_PER_MINUTE", 0)
+def flooded(integration_id: int, tenant_id: int | None = None) -> bool:
+    """Far beyond any real RMM: more than PSA_WEBHOOK_FLOOD_PER_MINUTE requests this minute for one
+    integration, or more than PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT for all of a tenant's integrations
+    (0 turns a limit off). Operators set both; the fair dispatcher, not this guard, keeps tenants apart."""
+    if _over(str(integration_id), getattr(settings, "PSA_WEBHOOK_FLOOD_PER_MINUTE", 0)):
+        return True
+    return tenant_id is not None and _over(f"tenant-{tenant_id}",
+                                           getattr(settings, "PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT", 0))
+
+
+def _over(key: str, limit: int) -> bool:
     if not limit:
         return False
     now = time.time()
     minute = int(now // 60)
     batch = max(1, int(limit * FLOOD_SYNC_FRACTION))
     with _flood_lock:
-        state = _flood.get(integration_id)
+        state = _flood.get(key)
         if state is None or state.minute != minute:
             if state is not None and state.minute != minute:
                 stale = [k for k, v in _flood.items() if v.minute != minute]
                 for k in stale:  # a new minute: forget the old buckets
                     del _flood[k]
-            state = _flood[integration_id] = _FloodState(minute)
+            state = _flood[key] = _FloodState(minute)
         state.pending += 1
         seen = state.shared + state.pending
         delta = 0
@@ -214,7 +222,7 @@ def flooded(integration_id: int) -> bool:
     if not delta:
         return seen > limit
     try:
-        total = _add_to_shared(f"psa:webhook-flood:{integration_id}:{minute}", delta)
+        total = _add_to_shared(f"psa:webhook-flood:{key}:{minute}", delta)
     except Exception:  # the cache being down must never refuse a real alert
         return False
     with _flood_lock:
@@ -308,7 +316,7 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
             if verdict == AUTH_BAD_SIGNATURE:
                 _keep_bad_signature(integration, provider_cls, body, meta)
             return _answer(401, detail="Unauthorized")
-        if flooded(integration.pk):
+        if flooded(integration.pk, integration.tenant_id):
             return _answer(429, detail="Too many requests for this integration; slow down.")
         _touch(integration)
         meta["size"] = len(body)

@@ -375,3 +375,20 @@ def test_lookup_gives_the_provider_a_fully_converted_integration(fx):
     assert found.settings == {"region": "eu"}
     assert timezone.is_aware(found.last_webhook_at)
     assert _lookup("generic", fx.integration.webhook_key) is None  # provider mismatch
+
+
+@override_settings(PSA_WEBHOOK_FLOOD_PER_MINUTE=100, PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT=5)
+def test_flood_limit_per_tenant_counts_all_its_integrations(fx, monkeypatch):
+    from django.core.cache import cache
+
+    from alerts.services import intake
+
+    cache.clear()
+    monkeypatch.setattr(intake, "_flood", {})
+    now = (int(time.time()) // 60) * 60 + 30.0
+    monkeypatch.setattr(time, "time", lambda: now)
+    tenant = fx.tenant.pk
+    # Two integrations of one tenant share the tenant's budget; another tenant has its own.
+    answers = [intake.flooded(integration, tenant) for integration in (1, 2, 1, 2, 1, 2)]
+    assert answers == [False] * 5 + [True]
+    assert intake.flooded(3, tenant + 1000) is False
