@@ -279,6 +279,9 @@ PSA_WEBHOOK_MAX_BYTES = int(os.environ.get("PSA_WEBHOOK_MAX_BYTES", str(1024 * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PSA_WEBHOOK_MAX_BYTES + 1024, 2621440)
 PSA_WEBHOOK_FLOOD_PER_MINUTE = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE", "60000"))
 PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT", "120000"))
+# The operator (not a tenant) hears of backlogs that keep growing: PSA_OPERATOR_EMAILS=ops@example.com,...
+PSA_BACKLOG_ALARM = int(os.environ.get("PSA_BACKLOG_ALARM", "1000"))
+ADMINS = [(email, email) for email in env_list("PSA_OPERATOR_EMAILS")]
 PSA_HTTP_TIMEOUT = float(os.environ.get("PSA_HTTP_TIMEOUT", "15"))
 PSA_HTTP_RETRIES = int(os.environ.get("PSA_HTTP_RETRIES", "3"))
 

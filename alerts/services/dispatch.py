@@ -229,3 +229,54 @@ def due_backlog(now: dt.datetime | None = None) -> int:
         .exclude(claimed_at__gte=now - events.lease())
         .count()
     )
+
+
+# -- backlog watch ----------------------------------------------------------------------------------
+BACKLOG_HISTORY = "psa:intake:backlog-history"
+GROWING_SWEEPS = 4  # a tenant's backlog larger at each of this many sweeps in a row is "growing"
+
+
+def backlog_by_integration() -> dict[int, dict]:
+    """{integration id: {"waiting", "oldest_seconds"}} of events not processed yet, across tenants."""
+    from django.db.models import Count, Min
+
+    now = timezone.now()
+    rows = (InboundEvent.objects.unscoped().filter(status=InboundEventStatus.ACCEPTED)
+            .values("integration_id").annotate(waiting=Count("id"), oldest=Min("received_at")))
+    return {r["integration_id"]: {"waiting": r["waiting"], "oldest_seconds": (now - r["oldest"]).total_seconds()}
+            for r in rows}
+
+
+def watch_backlogs() -> list[int]:
+    """Called by the sweeper every minute: a tenant whose backlog grew at every one of the last
+    GROWING_SWEEPS sweeps (and is over PSA_BACKLOG_ALARM events) is reported to the operator, by the
+    ``psa.operator`` log and e-mail to ADMINS (PSA_OPERATOR_EMAILS), at most once an hour per tenant.
+    Returns the tenants reported."""
+    from django.core.mail import mail_admins
+    from django.db.models import Count
+
+    threshold = int(getattr(settings, "PSA_BACKLOG_ALARM", 1000))
+    now_counts = dict(InboundEvent.objects.unscoped().filter(status=InboundEventStatus.ACCEPTED)
+                      .values_list("tenant_id").annotate(n=Count("id")).values_list("tenant_id", "n"))
+    try:
+        history = cache.get(BACKLOG_HISTORY) or {}
+    except Exception:  # noqa: BLE001 - no cache, no history: nothing to compare
+        return []
+    reported = []
+    new_history = {}
+    for tenant_id, n in now_counts.items():
+        series = [*history.get(tenant_id, [])[-(GROWING_SWEEPS - 1):], n]
+        new_history[tenant_id] = series
+        growing = len(series) >= GROWING_SWEEPS and all(b > a for a, b in zip(series, series[1:], strict=False))
+        if growing and n >= threshold and cache.add(f"psa:intake:backlog-alarm:{tenant_id}", 1, timeout=3600):
+            message = (f"Tenant {tenant_id}: {n} inbound events waiting, more at each of the last "
+                       f"{GROWING_SWEEPS} sweeps ({series}). Workers are not keeping up: add intake workers "
+                       "(celery -A psa worker -Q intake) or look for a flood.")
+            logging.getLogger("psa.operator").error(message)
+            try:
+                mail_admins("Inbound backlog growing", message, fail_silently=True)
+            except Exception:  # noqa: BLE001 - the log line stands
+                pass
+            reported.append(tenant_id)
+    cache.set(BACKLOG_HISTORY, new_history, timeout=3600)
+    return reported

@@ -171,6 +171,7 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
     claim takes them (FOR UPDATE SKIP LOCKED), so two sweepers never cause double processing."""
     found = dispatch.due_backlog(now)
     woke = dispatch.wake(force=True) if found else False
+    dispatch.watch_backlogs()
     if found:
         log.info("swept: %d inbound events waiting, drain %s", found, "woken" if woke else "not published")
     return {"found": found, "enqueued": found if woke else 0}

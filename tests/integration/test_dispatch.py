@@ -136,3 +136,23 @@ def test_transient_trouble_gives_the_event_back_with_a_backoff(lanes, settings, 
     assert dispatch.due_backlog() == 1
     assert events.sweep() == {"found": 1, "enqueued": 1}  # eager: the woken drain ran
     assert InboundEvent.objects.unscoped().get(pk=event_id).status == "processed"
+
+
+def test_a_backlog_growing_at_every_sweep_is_reported_to_the_operator_once(lanes, settings, mailoutbox):
+    from django.core.cache import cache
+
+    settings.PSA_BACKLOG_ALARM = 5
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    storm, quiet, _ = lanes
+    cache.delete(dispatch.BACKLOG_HISTORY)
+    cache.delete(f"psa:intake:backlog-alarm:{storm.tenant_id}")
+    reported = []
+    for sweep in range(6):
+        store(storm, 3, f"s{sweep}")  # the storm's backlog grows every minute
+        store(quiet, 1, f"q{sweep}") if sweep == 0 else None  # the quiet tenant's stays flat
+        reported.append(dispatch.watch_backlogs())
+    assert reported[:3] == [[], [], []]  # four sweeps of growth are needed
+    assert reported[3] == [storm.tenant_id] and reported[4:] == [[], []]  # once an hour, not every minute
+    assert len(mailoutbox) == 1 and "12 inbound events waiting" in mailoutbox[0].body
+    waiting = dispatch.backlog_by_integration()
+    assert waiting[storm.pk]["waiting"] == 18 and waiting[quiet.pk]["waiting"] == 1
