@@ -24,6 +24,7 @@ from .records import ConnectionResult, DeviceRecord, ExternalOrg, NormalizedAler
 
 if TYPE_CHECKING:
     from .models import Integration
+    from .records import PatchRecord, SoftwareRecord
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,28 @@ class Provider:
     def iter_devices(self, organization_external_ids: set[str]) -> Iterator[DeviceRecord]:
         """Devices of the given (mapped) organizations, streamed."""
         return iter(())
+
+    def device_sync_report(self) -> dict[str, Any]:
+        """Called by the device sync once ``iter_devices`` ran out: what the walk learned. Integer values
+        add to the sync's own counts of the same name (``skipped_unmapped``: devices the provider left out
+        because neither their organization nor their location is mapped); other JSON values join the
+        sync's summary as they are (e.g. NinjaOne's ``unknown_node_classes``)."""
+        return {}
+
+    def iter_software(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[SoftwareRecord]]]:
+        """(device external id, its whole software list) for devices of the given organizations
+        (capabilities.software); written by integrations.services.inventory."""
+        return iter(())
+
+    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]]:
+        """(device external id, its whole patch list) for devices of the given organizations
+        (capabilities.patches); written by integrations.services.inventory."""
+        return iter(())
+
+    def remote_access_link(self, device_external_id: str) -> dict[str, Any]:
+        """A fresh remote-access link ``{"url", "expires" (datetime or None)}`` for one device
+        (capabilities.remote_access), fetched when a person asks; it may expire, so it is never stored."""
+        raise NotConfigured(f"{self.name} offers no remote access link")
 
     def refuse_job(self, kind: JobKind) -> str | None:
         """A provider's own reason not to start a job now (e.g. polling paused until routing is

@@ -112,7 +112,7 @@ class _Totals:
 
 
 def sync_devices(integration: Integration, job: Job | None = None,
-                 reporter: ProgressReporter | None = None, full: bool = True) -> dict[str, int]:
+                 reporter: ProgressReporter | None = None, full: bool = True) -> dict[str, Any]:
     """Sync the devices of mapped organizations (and their sub-organizations) into assets.
 
     ``full``: the provider listed every device of those organizations, so assets it did not
@@ -132,6 +132,7 @@ def sync_devices(integration: Integration, job: Job | None = None,
                 apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals, mapping=mapping)
                 if reporter:
                     reporter.advance(len(chunk))
+            report = provider.device_sync_report() if resolved else {}
         finally:
             provider.close()
     if calls.all_refused:
@@ -146,7 +147,23 @@ def sync_devices(integration: Integration, job: Job | None = None,
                                  external_ids__provider=slug)
             .update(retired_at=timezone.now())
         )
-    return totals.as_dict(retired)
+    return _with_report(totals.as_dict(retired), report)
+
+
+def _with_report(summary: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The provider's ``device_sync_report()`` joined to the sync's summary: its counts add to ours."""
+    for key, value in (report or {}).items():
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(summary.get(key, 0), int):
+            summary[key] = summary.get(key, 0) + value
+        elif key not in summary:
+            summary[key] = value
+    return summary
+
+
+def target_for(d: DeviceRecord, resolved: dict[str, tuple[int, int | None]]) -> tuple[int, int | None] | None:
+    """(client id, site id) of a device: its location (a sub-organization mapped to a site, e.g. a NinjaOne
+    location) first, else its organization; None when neither resolves to a client."""
+    return resolved.get(d.site_external_id or "") or resolved.get(d.organization_external_id or "")
 
 
 def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
@@ -184,7 +201,7 @@ def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
         }
         devices: dict[str, tuple[DeviceRecord, int, int | None]] = {}
         for ext_id, d in records.items():
-            target = resolved.get(d.organization_external_id or "")
+            target = target_for(d, resolved)
             if target is None and partial and not d.organization_external_id and ext_id in known:
                 target = (known[ext_id].client_id, known[ext_id].site_id)  # the event did not say: keep it
             if target is None:

@@ -265,7 +265,7 @@ def preview(integration, mapping: Mapping[str, str] | None = None, device: str |
     from assets.models import Asset
     from integrations.base import opened
 
-    from .devices import _apply
+    from .devices import _apply, target_for
     from .orgs import resolution_map
 
     resolved = resolution_map(integration)
@@ -284,7 +284,7 @@ def preview(integration, mapping: Mapping[str, str] | None = None, device: str |
     if record is None:
         raise PreviewUnavailable(f"Device {device} is not among the devices of the mapped organizations."
                                  if device else "The mapped organizations have no devices.")
-    client_id, site_id = resolved.get(record.organization_external_id or "", (None, None))
+    client_id, site_id = target_for(record, resolved) or (None, None)
     asset = Asset(tenant_id=integration.tenant_id)
     _apply(asset, record, client_id, site_id, timezone.now(), mapping=dict(mapping))
     mapped = apply(mapping, record.raw)

@@ -178,3 +178,44 @@ def test_streaming_5000_devices_in_batched_queries(setup, tenant_a, as_tenant, f
     with as_tenant(tenant_a.tenant):
         assert AssetExternalId.objects.filter(provider="fake").count() == n
         assert Asset.objects.count() == n + 20  # 20 odd-serial Acme assets were never matched
+
+
+def test_a_device_resolves_through_its_mapped_location_first(setup, tenant_a, as_tenant, fake_provider, make_client):
+    from psa.models import ClientSite
+
+    integration, acme, globex = setup
+    with as_tenant(tenant_a.tenant):
+        branch = ClientSite.objects.create(client=acme, name="Branch")
+        loc = orgs.discover(integration, "loc-branch", "Branch", parent_external_id="o-acme")
+        orgs.set_mapping(loc, acme, branch)
+        # A location whose own row carries another client wins over its organization's mapping.
+        other = orgs.discover(integration, "loc-moved", "Moved", parent_external_id="o-acme")
+        orgs.set_mapping(other, globex)
+    fake_provider.state.devices = [
+        device("d1", "o-acme", site_external_id="loc-branch"),
+        device("d2", "o-acme", site_external_id="loc-moved"),
+        device("d3", "o-acme", site_external_id="loc-never-synced"),  # falls back to the organization
+        device("d4", "o-unmapped", site_external_id="loc-branch"),  # a mapped location is enough
+    ]
+    fake_provider.state.filter_orgs = False
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["created"], s["skipped_unmapped"]) == (4, 0)
+    with as_tenant(tenant_a.tenant):
+        got = {x.external_id: (x.asset.client_id, x.asset.site_id)
+               for x in AssetExternalId.objects.select_related("asset").filter(provider="fake")}
+    assert got == {"d1": (acme.pk, branch.pk), "d2": (globex.pk, None), "d3": (acme.pk, None),
+                   "d4": (acme.pk, branch.pk)}
+
+
+def test_the_providers_device_sync_report_joins_the_summary(setup, tenant_a, as_tenant, fake_provider, monkeypatch):
+    from tests.fakes import FakeProvider
+
+    integration, _acme, _ = setup
+    monkeypatch.setattr(FakeProvider, "device_sync_report",
+                        lambda self: {"skipped_unmapped": 7, "unknown_node_classes": ["QUANTUM_TOASTER"]},
+                        raising=False)
+    fake_provider.state.devices = [device("d1", "o-acme"), device("d9", "o-unmapped")]
+    fake_provider.state.filter_orgs = False
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    # 1 the framework skipped + 7 the provider never yielded; other values as they are.
+    assert s["skipped_unmapped"] == 8 and s["unknown_node_classes"] == ["QUANTUM_TOASTER"] and s["created"] == 1
