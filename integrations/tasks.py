@@ -19,3 +19,11 @@ def run_job(self, tenant_id: int, job_id: int) -> None:
 def dispatch_due_polls() -> int:
     """Beat tick (every minute): cross-tenant by design, each job then runs inside its tenant."""
     return len(polling.dispatch_due_polls())
+
+
+@shared_task(name="integrations.check_quiet_providers", acks_late=False)
+def check_quiet_providers() -> dict:
+    """Beat tick: raise or clear each integration's quiet-provider alarm (admins notified once per alarm)."""
+    from .services.health import check_all_quiet
+
+    return check_all_quiet()

@@ -4,7 +4,7 @@ from django.urls import path
 
 from integrations.plugins import provider_routes
 
-from .web import connection, fieldmap_view, operations, overview
+from .web import connection, fieldmap_view, observability, operations, overview
 
 P = "settings/integrations/rmm/<slug:provider>/"
 
@@ -28,6 +28,10 @@ urlpatterns = [
     path(P + "field-mapping/preview/", fieldmap_view.preview_mapping, name="settings-rmm-field-mapping-preview"),
     path(P + "jobs/<int:job_id>/", operations.job_progress, name="settings-rmm-job"),
     path(P + "jobs/start/<str:kind>/", operations.job_start, name="settings-rmm-job-start"),
+    path(P + "health/", observability.health_card, name="settings-rmm-health"),
+    path(P + "test-alert/", observability.test_alert_card, name="settings-rmm-test-alert"),
+    path(P + "test-alert/send/", observability.test_alert_send, name="settings-rmm-test-alert-send"),
+    path(P + "test-alert/close/", observability.test_alert_close, name="settings-rmm-test-alert-close"),
 ]
 
 

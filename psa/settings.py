@@ -169,6 +169,8 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
     "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 60.0},
     "alerts-reevaluate-maintenance": {"task": "alerts.reevaluate_ended_windows", "schedule": 60.0},
+    # Quiet-provider alarm (integrations.services.health): notifies admins once per alarm.
+    "integrations-check-quiet-providers": {"task": "integrations.check_quiet_providers", "schedule": 300.0},
     # A tiny task to each queue every minute: the RMM tab warns about a queue nobody consumes.
     **queues.beat_schedule(),
 }

@@ -24,6 +24,7 @@ from integrations.models import Integration, IntegrationStatus, Job
 from integrations.records import NormalizedAlert
 from psa.tenancy import tenant_context
 
+from . import health
 from .config import clamp_interval
 from .errors import describe_error
 from .jobs import POLL, JobRefused, ProgressReporter, start_job
@@ -105,7 +106,7 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
         return {"skipped": True, "reason": "Another poll of this integration is running."}
 
     provider = registry.get_provider(integration)
-    received = ingested = failed = 0
+    received = ingested = failed = unannounced = 0
     reconciled: Any = None
     try:
         # Reconcile judges "gone" against this moment: alerts that reached us later may postdate the snapshot.
@@ -120,8 +121,10 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
             if isinstance(record, NormalizedAlert):
                 alert_ids.add(record.external_id)
             try:
-                sinks.deliver(integration, record, source="poll")
+                outcome = sinks.deliver(integration, record, source="poll")
                 ingested += 1
+                # New to us though old enough for its webhook to have come: the quiet alarm counts these.
+                unannounced += health.unannounced(record, outcome, answered_at)
             except Exception:  # one bad record must not drop the rest of the poll
                 failed += 1
                 log.exception("poll of integration %s: %s %s could not be handled", integration.pk,
@@ -148,7 +151,7 @@ def run_poll(integration: Integration, job: Job | None = None, reporter: Progres
         release_poll(integration, token)
         provider.close()
     summary: dict[str, Any] = {"received": received, "ingested": ingested, "failed": failed,
-                               "complete": bool(result.complete)}
+                               "complete": bool(result.complete), "unannounced": unannounced}
     if reconciled is not None:
         summary["reconciled"] = reconciled
     return summary

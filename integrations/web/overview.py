@@ -16,13 +16,17 @@ from .status import provider_stats
 
 @admin_required
 def rmm_tab(request):
+    from integrations.services.health import health_by_provider
+
     integrations = {i.provider: i for i in Integration.objects.all()}
     counts = provider_counts()
+    healths = health_by_provider(list(integrations.values()))
     cards = []
     for cls in registry.all_providers():
         integration = integrations.get(cls.slug)
         stats = provider_stats(integration, counts.get(cls.slug))
-        cards.append({"provider": ProviderView(cls), "integration": integration, "stats": stats})
+        cards.append({"provider": ProviderView(cls), "integration": integration, "stats": stats,
+                      "health": healths.get(cls.slug)})
     return render(request, "integrations/rmm_tab.html",
                   {"cards": cards, "settings_section": "rmm", "pipeline_health": pipeline_health()})
 
