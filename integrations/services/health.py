@@ -16,6 +16,7 @@ beat task) notifies the tenant's admins once when an alarm starts, and again onl
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -102,8 +103,8 @@ def baseline(integration: Integration, now: dt.datetime) -> Baseline:
     )
     if len(stamps) < 2:
         return Baseline(0, None, stamps[0] if stamps else None)
-    gaps = sorted((a - b).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False))
-    p95 = gaps[min(len(gaps) - 1, int(round(0.95 * (len(gaps) - 1))))]
+    gaps = sorted((a - b).total_seconds() for a, b in itertools.pairwise(stamps))
+    p95 = gaps[min(len(gaps) - 1, round(0.95 * (len(gaps) - 1)))]
     return Baseline(len(gaps), p95, stamps[0])
 
 

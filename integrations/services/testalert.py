@@ -46,7 +46,7 @@ def _organization_for(integration: Integration, client) -> ExternalOrganization 
     orgs = {o.external_id: o for o in ExternalOrganization.objects.filter(integration=integration,
                                                                          external_id__in=direct)}
     # One mapped directly before one that inherits its mapping; then the oldest.
-    return sorted(orgs.values(), key=lambda o: (o.client_id != client.pk, o.pk))[0] if orgs else None
+    return min(orgs.values(), key=lambda o: (o.client_id != client.pk, o.pk)) if orgs else None
 
 
 def send_test_alert(integration: Integration, client, asset=None, *, user=None, severity: str = "medium") -> dict:

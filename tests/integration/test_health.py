@@ -14,7 +14,7 @@ from integrations.services.health import check_all_quiet
 from psa.models import Notification, Role
 from psa.tenancy import tenant_context
 from tests.conftest import token_client
-from tests.helpers import committed, ok
+from tests.helpers import ok
 from tests.integration.pipeline_support import setup_fake, trigger
 from tests.integration.test_tactical_flow import T, Tactical, connected, run_job, sim  # noqa: F401
 
