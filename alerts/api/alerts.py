@@ -12,7 +12,7 @@ from psa.api.viewsets import TenantReadOnlyViewSet
 
 
 class AlertSerializer(TenantModelSerializer):
-    ticket_number = serializers.IntegerField(source="ticket.number", read_only=True, default=None)
+    ticket_number = serializers.IntegerField(source="ticket.number", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Alert

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -85,6 +86,8 @@ class InboundEventViewSet(TenantReadOnlyViewSet):
             qs = qs.defer("body", "headers", "query", "result")
         return qs
 
+    @extend_schema(request=None, responses={202: inline_serializer("ReplayAccepted", {
+        "status": serializers.CharField(), "event_id": serializers.IntegerField()})})
     @action(detail=True, methods=["post"])
     def replay(self, request, provider=None, pk=None):
         event = self.get_object()

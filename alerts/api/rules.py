@@ -6,6 +6,7 @@ import re
 
 import django_filters
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -209,6 +210,7 @@ class AlertRuleViewSet(TenantModelViewSet):
         candidate = candidate_rule(data, existing, self.get_serializer_context())
         return Response(dryrun.dry_run_rule(candidate, limit=limit, replaces=getattr(existing, "pk", None)))
 
+    @extend_schema(request=MoveSerializer, responses=AlertRuleSerializer)
     @action(detail=True, methods=["post"])
     def move(self, request, pk=None):
         rule = self.get_object()

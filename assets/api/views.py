@@ -3,6 +3,7 @@ import re
 import django_filters
 from django.db.models import Q
 from django.http import QueryDict
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
@@ -74,10 +75,12 @@ class AssetViewSet(TenantReadOnlyViewSet):
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(serializer_class(page, many=True).data)
 
+    @extend_schema(responses=SoftwareSerializer(many=True))
     @action(detail=True, methods=["get"])
     def software(self, request, pk=None):
         return self._paged(self.get_object().software.all(), SoftwareSerializer)
 
+    @extend_schema(responses=PatchSerializer(many=True))
     @action(detail=True, methods=["get"])
     def patches(self, request, pk=None):
         return self._paged(self.get_object().patches.all(), PatchSerializer)

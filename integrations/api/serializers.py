@@ -75,6 +75,43 @@ def integration_data(integration: Integration, counts: dict[str, int] | None = N
     return data
 
 
+class IntegrationSerializer(serializers.Serializer):
+    """What ``integration_data`` answers (for the schema; the view builds the dict)."""
+
+    provider = serializers.CharField()
+    name = serializers.CharField()
+    capabilities = serializers.DictField()
+    credential_fields = serializers.ListField(child=serializers.DictField())
+    credential_sets = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    requires_base_url = serializers.BooleanField()
+    poll_interval_bounds = serializers.ListField(child=serializers.IntegerField())
+    severity_map = serializers.DictField()
+    settings_fields = serializers.ListField(child=serializers.DictField())
+    signature_scheme = serializers.CharField(allow_null=True)
+    job_kinds = serializers.ListField(child=serializers.DictField())
+    docs = serializers.CharField(allow_blank=True, allow_null=True)
+    configured = serializers.BooleanField()
+    status = serializers.CharField()
+    connected_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    account_name = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    base_url = serializers.CharField(allow_blank=True, allow_null=True)
+    settings = serializers.DictField()
+    credentials = serializers.DictField(help_text="Per credential field: {set, last4}; never the secret.")
+    poll_interval_minutes = serializers.IntegerField()
+    poll_enabled = serializers.BooleanField()
+    next_poll_at = serializers.DateTimeField(allow_null=True)
+    last_poll_at = serializers.DateTimeField(allow_null=True)
+    last_poll_ok = serializers.BooleanField(allow_null=True)
+    last_poll_error = serializers.CharField(allow_blank=True)
+    last_webhook_at = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField()
+    provider_state = serializers.DictField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+    connection_test = serializers.DictField(required=False, help_text="After a save that tested the connection.")
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
 class CredentialsField(serializers.Field):
     """A JSON object of credential fields (values validated by the config service)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import django_filters
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
@@ -14,11 +16,13 @@ from integrations.models import ExternalOrganization, Integration, Job
 from integrations.services import config, fieldmap, jobs, orgs
 from integrations.services.errors import describe_error
 from integrations.services.status import counts_for, provider_counts
+from psa.api.pagination import PageNumberPagination
 from psa.api.permissions import IsTenantAdmin
 from psa.api.viewsets import TenantReadOnlyViewSet, TenantViewSetMixin
 
 from .serializers import (
     ExternalOrganizationSerializer,
+    IntegrationSerializer,
     IntegrationWriteSerializer,
     JobSerializer,
     integration_data,
@@ -45,11 +49,45 @@ def start(request, integration: Integration, kind: str) -> Response:
     return _accepted(job)
 
 
+JOB_ACCEPTED = {202: JobSerializer}
+OBJECT = OpenApiTypes.OBJECT
+CONNECTION_TEST = inline_serializer("ConnectionTest", {
+    "ok": serializers.BooleanField(), "status": serializers.CharField(), "message": serializers.CharField(),
+    "account_name": serializers.CharField(allow_blank=True, allow_null=True)})
+JOB_KINDS = inline_serializer("PaginatedJobKindList", {
+    "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+    "previous": serializers.CharField(allow_null=True),
+    "results": inline_serializer("JobKindRow", {
+        "kind": serializers.CharField(), "label": serializers.CharField(),
+        "description": serializers.CharField(allow_blank=True, allow_null=True), "available": serializers.BooleanField(),
+        "unavailable_reason": serializers.CharField(allow_null=True), "latest": JobSerializer(allow_null=True)},
+        many=True)})
+JOB_KIND_REQUEST = inline_serializer("JobStart", {"kind": serializers.CharField()})
+AUTOMAP = inline_serializer("AutomapResult", {
+    "matched": serializers.IntegerField(), "already_mapped": serializers.IntegerField(),
+    "unmatched": serializers.IntegerField()})
+
+
+@extend_schema_view(
+    list=extend_schema(responses=IntegrationSerializer(many=True)),
+    retrieve=extend_schema(responses=IntegrationSerializer),
+    update=extend_schema(request=IntegrationWriteSerializer, responses=IntegrationSerializer),
+    partial_update=extend_schema(request=IntegrationWriteSerializer, responses=IntegrationSerializer),
+    test=extend_schema(request=None, responses=CONNECTION_TEST),
+    webhook=extend_schema(responses=OBJECT),
+    webhook_rotate=extend_schema(request=None, responses=OBJECT),
+    field_mapping=extend_schema(request=OBJECT, responses=OBJECT),
+    field_mapping_preview=extend_schema(request=OBJECT, responses={200: OBJECT, 502: OBJECT}),
+    devices_sync=extend_schema(request=None, responses=JOB_ACCEPTED),
+    alerts_poll=extend_schema(request=None, responses=JOB_ACCEPTED),
+)
 class IntegrationViewSet(viewsets.ViewSet):
     """One row per registered provider, addressed by its slug."""
 
     permission_classes = [IsTenantAdmin]
-    serializer_class = IntegrationWriteSerializer  # the PUT body (also what the schema shows)
+    serializer_class = IntegrationWriteSerializer  # the PUT body
+    # The list is one page holding every provider, in the paginated shape (what the schema shows).
+    pagination_class = PageNumberPagination
     lookup_field = "provider"
     lookup_value_regex = SLUG_RE
 
@@ -165,6 +203,8 @@ class IntegrationViewSet(viewsets.ViewSet):
     def alerts_poll(self, request, provider=None):
         return start(request, self._existing(provider), jobs.POLL)
 
+    @extend_schema(methods=["GET"], responses=JOB_KINDS)
+    @extend_schema(methods=["POST"], request=JOB_KIND_REQUEST, responses=JOB_ACCEPTED)
     @action(detail=True, methods=["get", "post"], url_path="jobs")
     def provider_jobs(self, request, provider=None):
         """GET: the job kinds this provider runs, each with its latest job; POST {"kind"}: start one."""
@@ -243,10 +283,12 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
         except config.IntegrationNotFound:
             raise _not_set_up(self.provider_cls) from None
 
+    @extend_schema(request=None, responses=JOB_ACCEPTED)
     @action(detail=False, methods=["post"])
     def sync(self, request, provider=None):
         return start(request, self._integration(), jobs.ORG_SYNC)
 
+    @extend_schema(request=None, responses=AUTOMAP)
     @action(detail=False, methods=["post"])
     def automap(self, request, provider=None):
         return Response(orgs.automap(self._integration()))

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -212,6 +213,7 @@ class NotificationViewSet(TenantReadOnlyViewSet):
     def queryset_for_tenant(self):
         return Notification.objects.filter(user=self.request.user)
 
+    @extend_schema(request=None, responses=NotificationSerializer)
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         n = self.get_object()
@@ -219,6 +221,7 @@ class NotificationViewSet(TenantReadOnlyViewSet):
         n.refresh_from_db()
         return Response(self.get_serializer(n).data)
 
+    @extend_schema(request=None, responses=inline_serializer("MarkedRead", {"marked_read": serializers.IntegerField()}))
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
         count = Notification.objects.filter(Q(user=request.user) & Q(read_at__isnull=True)).update(read_at=timezone.now())

@@ -6,6 +6,7 @@ Subclasses supply ``queryset_for_tenant()`` (or ``queryset``); the base owns
 
 from __future__ import annotations
 
+from django.db import transaction
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import ValidationError
 
@@ -47,7 +48,14 @@ class TenantViewSetMixin:
                 raise ValidationError({k: ["Unknown field."] for k in unknown})
 
     def perform_create(self, serializer):
-        serializer.save(tenant=get_current_tenant())
+        # A savepoint: a unique-constraint race answers 409 (psa.api.exceptions) and leaves any
+        # enclosing transaction usable for the rest of the request.
+        with transaction.atomic():
+            serializer.save(tenant=get_current_tenant())
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            super().perform_update(serializer)
 
 
 class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):

@@ -4,6 +4,7 @@ import django_filters
 from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework import status as http
 from rest_framework.decorators import action
@@ -111,7 +112,8 @@ class TicketViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateMode
             return Response({"detail": "Only tenant admins can delete tickets."}, status=http.HTTP_403_FORBIDDEN)
         return super().destroy(request, *args, **kwargs)
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=s.TicketActivitySerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole activity, not a page
     def activity(self, request, pk=None):
         ticket = self.get_object()
         rows = ticket.activities.all().order_by("created_at", "id")
