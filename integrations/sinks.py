@@ -20,15 +20,31 @@ if TYPE_CHECKING:
 log = logging.getLogger("integrations.sinks")
 
 Sink = Callable[..., dict[str, Any]]  # fn(integration, record, *, source, inbound_event) -> outcome
+# fn(integration) -> None when the sink can take records of this integration now, else why not
+Readiness = Callable[..., "str | None"]
 _sinks: dict[type, Sink] = {}
+_readiness: dict[type, Readiness] = {}
 
 
-def register(record_type: type, sink: Sink) -> None:
-    """Called from an AppConfig.ready(); one sink per record type."""
+def register(record_type: type, sink: Sink, *, readiness: Readiness | None = None) -> None:
+    """Called from an AppConfig.ready(); one sink per record type. ``readiness`` lets a provider ask,
+    without knowing who handles its records, whether they can be handled now (e.g. the incident
+    router before its routing is complete): see ``refusal``."""
     existing = _sinks.get(record_type)
     if existing is not None and existing is not sink:
         raise RuntimeError(f"a sink for {record_type.__name__} is already registered")
     _sinks[record_type] = sink
+    if readiness is not None:
+        _readiness[record_type] = readiness
+
+
+def refusal(integration: Integration, record_type: type) -> str | None:
+    """Why records of ``record_type`` from ``integration`` cannot be handled now (None: they can). A
+    provider's ``refuse_job`` uses it to pause a poll whose records would have nowhere to go."""
+    if record_type not in _sinks:
+        return f"No handler for {record_type.__name__} is installed."
+    check = _readiness.get(record_type)
+    return check(integration) if check is not None else None
 
 
 def deliver(integration: Integration, record: Any, *, source: str, inbound_event=None) -> dict[str, Any]:

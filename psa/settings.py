@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "integrations.tactical",
     "integrations.level",
     "integrations.ninjaone",
+    "integrations.huntress",
+    "incidents",
 ]
 # More provider apps (a provider packaged on its own): PSA_PLUGINS=acme_rmm,other_rmm
 INSTALLED_APPS += env_list("PSA_PLUGINS")

@@ -296,3 +296,48 @@ def _maintenance_window(w):
         name=w.text("Window"), scope="client", client=w.get("psa.Client"), starts_at=start,
         ends_at=start + timedelta(hours=2),
     )
+
+
+# --- incidents (the incident router) -------------------------------------------------------------
+
+
+def _huntress_integration(w):
+    """A second integration of the world: incident routes live under /integrations/huntress/."""
+    found = _model("integrations.Integration").objects.filter(provider="huntress").first()
+    return found or _model("integrations.Integration").objects.create(
+        provider="huntress", account_name=w.text("Huntress account"))
+
+
+@factory("incidents.IncidentRouting")
+def _incident_routing(w):
+    return _model("incidents.IncidentRouting").objects.create(
+        integration=_huntress_integration(w), security_board=w.get("tickets.Board"),
+        category=w.get("tickets.Category"), fallback_client=w.get("psa.Client"), fallback_board=w.get("tickets.Board"),
+        priority_critical=w.get("tickets.Priority"), priority_high=w.get("tickets.Priority"),
+        priority_low=w.get("tickets.Priority"),
+    )
+
+
+@factory("incidents.Incident")
+def _incident(w):
+    return _model("incidents.Incident").objects.create(
+        integration=_huntress_integration(w), provider="huntress", external_id=f"inc-{w.marker}",
+        ticket=w.get("tickets.Ticket"), subject=w.text("Incident"), organization_name=w.text("Org"),
+        severity="high", status="sent", state={"severity": "high", "status": "sent", "is_closed": False},
+    )
+
+
+@factory("incidents.Escalation")
+def _escalation(w):
+    return _model("incidents.Escalation").objects.create(
+        integration=_huntress_integration(w), provider="huntress", external_id=f"esc-{w.marker}",
+        subject=w.text("Escalation"), organizations=[{"id": "1", "name": w.text("Org")}], status="open",
+    )
+
+
+@factory("incidents.IncidentChange")
+def _incident_change(w):
+    return _model("incidents.IncidentChange").objects.create(
+        incident=w.get("incidents.Incident"), key=f"severity:high@{w.marker}", detail=w.text("change"),
+        source="poll", note=w.get("tickets.TicketNote"),
+    )

@@ -1,21 +1,33 @@
 """The Huntress provider: account, organizations, SOC incident reports and escalations.
 
-Huntress does not feed the alert pipeline (no ``poll_alerts``, no ``parse_webhook``): its
-incidents go to the provider-agnostic incident router, which calls ``iter_incidents``,
-``incident``, ``resolve_incident`` and ``parse_webhook_incidents``. HTTP in client.py, payloads
-in normalize.py, the reading of complete records in incidents.py, webhooks in webhooks.py.
+Huntress does not feed the alert pipeline: its webhooks and polls return IncidentRecords and
+EscalationRecords, which the framework hands to whatever app registered a sink for them (the
+incident router). A poll walks reports by ``updated_at`` down to a stored watermark; it is paused
+while that sink says it cannot take them yet (``refuse_job``). HTTP in client.py, payloads in
+normalize.py, the reading of complete records in incidents.py, webhooks in webhooks.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
 from django.core.cache import cache
 
-from integrations.base import Capabilities, CredentialField, CredentialSet, Provider, WebhookRequest
-from integrations.coerce import text
+from integrations import sinks
+from integrations.base import (
+    Capabilities,
+    CredentialField,
+    CredentialSet,
+    JobKind,
+    PanelCard,
+    Provider,
+    SettingField,
+    WebhookRequest,
+)
+from integrations.coerce import iso_datetime, text
 from integrations.errors import (
     AuthFailed,
     BadResponse,
@@ -31,6 +43,7 @@ from integrations.records import (
     ExternalOrg,
     IncidentRecord,
     IncidentResolution,
+    PollResult,
     WatermarkPass,
     WebhookEnvelope,
 )
@@ -46,7 +59,7 @@ PORTAL_CACHE_SECONDS = 6 * 3600
 class HuntressProvider(Provider):
     slug = normalize.SLUG
     name = "Huntress"
-    capabilities = Capabilities(webhooks=True)
+    capabilities = Capabilities(webhooks=True, polling=True, incidents=True)
     credential_fields = (
         CredentialField("api_key", "API key", help_text="<account>.huntress.io > API Credentials."),
         CredentialField("api_secret", "API secret key"),
@@ -60,6 +73,22 @@ class HuntressProvider(Provider):
     poll_interval_bounds = (1, 60)
     severity_map = normalize.SEVERITY_MAP
     signature_scheme = webhooks.SvixSignature()
+    # Incident reports are dispatched before plain alerts when both wait.
+    priority_lane = "security"
+    docs = "docs/huntress.md"
+    settings_fields = (
+        SettingField("poll_escalations", "Also poll escalations", "bool", default=True,
+                     help_text="Each poll also reads escalations changed since the last one (one more request)."),
+    )
+    # The incident router's cards (status, routing, test, escalations); their views live with it, mounted
+    # under this provider's routes (apps.py).
+    panel_cards = (
+        PanelCard("incident-status", "incidents/cards/status.html", "incidents.web.cards.status_context"),
+        PanelCard("incident-routing", "incidents/cards/routing.html", "incidents.web.cards.routing_context"),
+        PanelCard("incident-test", "incidents/cards/test.html", "incidents.web.cards.test_context"),
+        PanelCard("incident-escalations", "incidents/cards/escalations.html",
+                  "incidents.web.cards.escalations_context"),
+    )
 
     def __init__(self, integration):
         super().__init__(integration)
@@ -107,6 +136,51 @@ class HuntressProvider(Provider):
 
     def list_organizations(self) -> list[ExternalOrg]:
         return list(normalize.organizations(self.client.organizations()))
+
+    def on_connected(self) -> str | None:
+        """Discover the organizations at once: the status card counts them and the mapping table lists them."""
+        from integrations.services.jobs import ORG_SYNC, JobRefused, start_job
+
+        try:
+            start_job(self.integration, ORG_SYNC)
+        except JobRefused:
+            return None
+        return "Organization discovery started."
+
+    # -- polling ----------------------------------------------------------------------------------
+    def refuse_job(self, kind: JobKind) -> str | None:
+        """No poll while the app that takes incident records cannot (e.g. its routing is incomplete):
+        its answer names what is missing."""
+        from integrations.services.jobs import POLL
+
+        if kind.kind == POLL:
+            return sinks.refusal(self.integration, IncidentRecord)
+        return None
+
+    def poll_alerts(self, cursor: str | None = None) -> PollResult:
+        """Incident reports (and escalations) changed since the stored watermarks, newest first, as a
+        stream. The new cursor is known only once the stream ran out; the framework stores it only when
+        every record was handled. Never complete: a report not seen is not a report gone."""
+        marks = _read_cursor(cursor)
+        incidents = self.iter_incidents(marks.get("incidents"))
+        escalations = self.iter_escalations(marks.get("escalations")) if self.options.get("poll_escalations") else None
+
+        def stream():
+            yield from incidents
+            if escalations is not None:
+                yield from escalations
+
+        def new_cursor() -> str | None:
+            runs = {"incidents": incidents, "escalations": escalations}
+            if any(run is not None and not run.complete for run in runs.values()):
+                return None  # the stream did not run out: keep the old watermarks
+            out = dict(marks)
+            for key, run in runs.items():
+                if run is not None and run.watermark is not None:
+                    out[key] = run.watermark
+            return json.dumps({k: v.isoformat() for k, v in out.items()}) if out else None
+
+        return PollResult(active=stream(), complete=False, cursor=new_cursor)
 
     # -- incidents, for the incident router -------------------------------------------------------
     @property
@@ -166,6 +240,11 @@ class HuntressProvider(Provider):
         event = webhooks.read(request.body)
         return WebhookEnvelope(delivery_id=webhooks.delivery_id(request.headers), summary=webhooks.summary(event))
 
+    def parse_webhook(self, request: WebhookRequest) -> list[IncidentRecord | EscalationRecord]:
+        """The incident report or escalation an event is about; [] for the other categories (stored by
+        intake, acted on by nobody)."""
+        return [*self.parse_webhook_incidents(request), *self.parse_webhook_escalations(request)]
+
     def parse_webhook_incidents(self, request: WebhookRequest) -> list[IncidentRecord]:
         """The incident an ``incident_report.*`` event is about, fetched in full; the webhook's own
         (partial) record when the fetch fails, so a ticket never waits for the API. [] for other events."""
@@ -202,6 +281,20 @@ class HuntressProvider(Provider):
                 "Use Send Test in Huntress and check that the event appears in this integration's event log.",
             ],
         }
+
+
+def _read_cursor(cursor: str | None) -> dict[str, dt.datetime]:
+    """The stored watermarks: ``{"incidents": iso, "escalations": iso}`` (a bare timestamp: incidents)."""
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        data = cursor
+    if not isinstance(data, dict):
+        stamp = iso_datetime(data)
+        return {"incidents": stamp} if stamp else {}
+    return {k: stamp for k in ("incidents", "escalations") if (stamp := iso_datetime(data.get(k)))}
 
 
 def _failed(code: str, message: str, *, account_name: str = "", **details: Any) -> ConnectionResult:
