@@ -20,7 +20,16 @@ from django.utils.module_loading import import_string
 
 from .coerce import SeverityMap
 from .errors import NotConfigured
-from .records import ConnectionResult, DeviceRecord, ExternalOrg, NormalizedAlert, PollResult, WebhookEnvelope
+from .records import (
+    ConnectionResult,
+    DeviceRecord,
+    ExternalOrg,
+    IncidentRecord,
+    IncidentResolution,
+    NormalizedAlert,
+    PollResult,
+    WebhookEnvelope,
+)
 
 if TYPE_CHECKING:
     from .models import Integration
@@ -38,6 +47,9 @@ class Capabilities:
     remote_access: bool = False
     # Organizations appear from alert payloads rather than a list call.
     orgs_from_events: bool = False
+    # Security incident reports (IncidentRecord) for the incident router: ``incident`` and
+    # ``resolve_incident`` are offered.
+    incidents: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,15 +256,16 @@ class Provider:
         sync's summary as they are (e.g. NinjaOne's ``unknown_node_classes``)."""
         return {}
 
-    def iter_software(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[SoftwareRecord]]]:
+    def iter_software(self, organization_external_ids: set[str]
+                      ) -> Iterator[tuple[str, list[SoftwareRecord]]] | None:
         """(device external id, its whole software list) for devices of the given organizations
-        (capabilities.software); written by integrations.services.inventory."""
-        return iter(())
+        (capabilities.software), each device once; written by integrations.services.inventory. A device of
+        those organizations that is not yielded has none. None: not fetched this time (what we have stays)."""
+        return None
 
-    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]]:
-        """(device external id, its whole patch list) for devices of the given organizations
-        (capabilities.patches); written by integrations.services.inventory."""
-        return iter(())
+    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]] | None:
+        """(device external id, its whole patch list), as ``iter_software`` (capabilities.patches)."""
+        return None
 
     def remote_access_link(self, device_external_id: str) -> dict[str, Any]:
         """A fresh remote-access link ``{"url", "expires" (datetime or None)}`` for one device
@@ -282,6 +295,15 @@ class Provider:
 
     def reset_alert(self, external_id: str) -> None:
         raise NotConfigured(f"{self.name} cannot reset alerts")
+
+    def incident(self, external_id: str) -> IncidentRecord:
+        """One incident report, read in full now (capabilities.incidents)."""
+        raise NotConfigured(f"{self.name} has no incident reports")
+
+    def resolve_incident(self, external_id: str) -> IncidentResolution:
+        """Write-back: resolve the incident in the provider. Refusals come back as a result (for a ticket
+        note); transient failures raise integrations.errors so the caller retries."""
+        raise NotConfigured(f"{self.name} cannot resolve incidents")
 
     def webhook_card(self, url: str, secret: str) -> dict[str, Any]:
         """What the admin pastes into the provider: extends {url, header_name, secret}."""
