@@ -93,16 +93,56 @@ class Software(TenantModel):
         indexes = [models.Index(fields=["tenant", "asset"])]
 
 
+class PatchState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Rejected"
+    INSTALLED = "installed", "Installed"
+
+
 class Patch(TenantModel):
+    """One OS (or software) patch of an asset as a provider reports it (integrations.services.inventory)."""
+
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="patches")
     external_id = models.CharField(max_length=255)
     title = models.CharField(max_length=1000)
     kb = models.CharField(max_length=50, blank=True)
     severity = models.CharField(max_length=50, blank=True)
-    installed = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=PatchState.choices, default=PatchState.PENDING)
+    kind = models.CharField(max_length=100, blank=True, help_text="The provider's patch type (security, driver...)")
+    installed = models.BooleanField(default=False)  # state == installed (kept for older readers)
     installed_on = models.CharField(max_length=100, blank=True)
+    installed_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=30, blank=True)
 
     class Meta:
         ordering = ["title", "id"]
         constraints = [models.UniqueConstraint(fields=["tenant", "asset", "source", "external_id"], name="uniq_patch")]
+        indexes = [models.Index(fields=["tenant", "asset", "state"])]
+
+
+class InventoryFingerprint(TenantModel):
+    """A digest of the inventory (software or patches) one provider last reported for an asset: a
+    device whose inventory did not change is not rewritten."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="inventory_fingerprints")
+    source = models.CharField(max_length=30)
+    kind = models.CharField(max_length=20)  # "software" | "patches"
+    digest = models.CharField(max_length=64)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "source", "kind"], name="uniq_inventory_fingerprint")]
+
+
+def patch_counts(asset_ids) -> dict[int, dict[str, int]]:
+    """{asset id: {state: count}} for the given assets, in one grouped query (every state present)."""
+    out: dict[int, dict[str, int]] = {pk: dict.fromkeys(PatchState.values, 0) for pk in asset_ids}
+    if not out:
+        return out
+    for asset_id, state, n in (Patch.objects.filter(asset_id__in=list(out)).values_list("asset_id", "state")
+                               .annotate(n=models.Count("id")).order_by()):
+        if state in out[asset_id]:
+            out[asset_id][state] = n
+    return out

@@ -37,3 +37,8 @@ urlpatterns = [
 
 # Each provider app's declared web routes, under /integrations/<slug>/ (e.g. an OAuth callback).
 urlpatterns += provider_routes(api=False)
+
+# The asset page's remote access button (a fresh link from the provider each time).
+from .web.remote_view import remote_urls
+
+urlpatterns += remote_urls

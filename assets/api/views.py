@@ -6,8 +6,9 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
-from assets.models import Asset
+from assets.models import Asset, patch_counts
 from psa.api.permissions import IsTenantMember
 from psa.api.viewsets import TenantReadOnlyViewSet
 
@@ -71,6 +72,14 @@ class AssetViewSet(TenantReadOnlyViewSet):
     def queryset_for_tenant(self):
         return Asset.objects.prefetch_related("external_ids").order_by("name", "id")
 
+    def list(self, request, *args, **kwargs):
+        """The page's patch counts per state in one grouped query (not one per asset)."""
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        rows = list(page if page is not None else self.filter_queryset(self.get_queryset()))
+        context = {**self.get_serializer_context(), "patch_counts": patch_counts([a.pk for a in rows])}
+        data = AssetSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
     def _paged(self, qs, serializer_class):
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(serializer_class(page, many=True).data)
@@ -83,4 +92,7 @@ class AssetViewSet(TenantReadOnlyViewSet):
     @extend_schema(responses=PatchSerializer(many=True))
     @action(detail=True, methods=["get"])
     def patches(self, request, pk=None):
-        return self._paged(self.get_object().patches.all(), PatchSerializer)
+        patches = self.get_object().patches.all()
+        if request.query_params.get("state"):  # ?state=pending|approved|failed|rejected|installed
+            patches = patches.filter(state=request.query_params["state"])
+        return self._paged(patches, PatchSerializer)

@@ -161,7 +161,7 @@ class ExternalOrganizationSerializer(TenantModelSerializer):
         model = ExternalOrganization
         fields = ["id", "external_id", "name", "kind", "parent_external_id", "client", "site", "mapping",
                   "effective_client", "mapped_via", "device_count", "subtree_device_count", "missing_since",
-                  "last_seen_at", "created_at"]
+                  "last_seen_at", "created_at", "create_site"]
         read_only_fields = ["id", "external_id", "name", "kind", "parent_external_id", "mapping",
                             "effective_client", "mapped_via", "device_count", "subtree_device_count",
                             "missing_since", "last_seen_at", "created_at"]
@@ -186,11 +186,28 @@ class ExternalOrganizationSerializer(TenantModelSerializer):
         target = resolved.get(obj.external_id)
         return target[0] if target else None
 
+    create_site = serializers.BooleanField(
+        required=False, write_only=True,
+        help_text="Map to the client's site named like this organization (e.g. a NinjaOne location), created "
+                  "when the client has none; the client is the one given, this row's, or the one it inherits.")
+
     def validate(self, attrs):
         client: Client | None = attrs.get("client", getattr(self.instance, "client", None))
         site: ClientSite | None = attrs.get("site")
+        if site is not None and client is None and "client" not in attrs:
+            # A site alone (a location row inheriting its organization's client): the site names its client.
+            attrs["client"] = client = site.client
         if site is not None and (client is None or site.client_id != client.pk):
             raise serializers.ValidationError({"site": ["The site must belong to the chosen client."]})
+        if attrs.get("create_site"):
+            if site is not None:
+                raise serializers.ValidationError({"create_site": ["Give a site or create_site, not both."]})
+            if client is None and self.instance is not None:
+                resolved = (self.context.get("resolution") or {}).get(self.instance.external_id)
+                client = Client.objects.filter(pk=resolved[0]).first() if resolved else None
+                attrs["client"] = client
+            if client is None:
+                raise serializers.ValidationError({"create_site": ["Map a client first (here or on a parent)."]})
         return attrs
 
 

@@ -24,3 +24,8 @@ observability_urls = [
 # Each provider app's declared API routes, under integrations/<slug>/ (e.g. Huntress routing); first,
 # so a provider's own path (huntress/routing/) is never read as a router action.
 urlpatterns = provider_routes(api=True) + observability_urls + router.urls
+
+# Remote access to an asset through the provider managing it (a fresh link each time, never stored).
+from .remote import remote_urls
+
+urlpatterns += remote_urls

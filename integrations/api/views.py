@@ -272,6 +272,8 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.Retr
         org = serializer.instance
         client = v.get("client", org.client)
         site = v.get("site") if "site" in v else (org.site if client == org.client else None)
+        if v.get("create_site") and client is not None:
+            site = orgs.site_from_name(org, client)
         orgs.set_mapping(org, client, site)
         # The answer shows the tree after this change (inheritance of the subtree included).
         serializer.context["resolution"] = orgs.resolution_map(org.integration)

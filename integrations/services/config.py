@@ -209,7 +209,11 @@ def update_integration(
         ):
             errors["poll_interval_minutes"] = [f"Must be a whole number of minutes between {lo} and {hi}."]
 
-    if takes_credentials(cls) and (changed_connection or merged is not None):
+    # Every declared credential named and cleared (null or "") in one request is a disconnect; clearing
+    # only some of them, which leaves no complete set, is refused below.
+    clearing = (merged is not None and not merged and all(v in (None, "") for v in incoming.values())
+                and {f.name for f in cls.credential_fields} <= set(incoming))
+    if takes_credentials(cls) and (changed_connection or merged is not None) and not clearing:
         check = merged if merged is not None else (integration.get_credentials() if integration.pk else {})
         errors.update(provider.validate_credentials(check, new_base_url) or {})
         if not errors and merged and (incoming or changed_connection):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -170,6 +170,21 @@ def automap(integration: Integration) -> dict[str, int]:
     if matched:
         organizations_changed.send(sender=ExternalOrganization, tenant_id=integration.tenant_id)
     return {"matched": matched, "already_mapped": already, "unmatched": unmatched}
+
+
+def site_from_name(org: ExternalOrganization, client: Client) -> ClientSite:
+    """The client's site named like the organization (e.g. a NinjaOne location), created when missing."""
+    if client.tenant_id != org.tenant_id:
+        raise ValueError("client belongs to another tenant")
+    name = " ".join(_clip(org.name, 200).split()) or _clip(org.external_id, 200)
+    site = ClientSite.objects.filter(client=client, name__iexact=name).order_by("id").first()
+    if site is None:
+        try:
+            with transaction.atomic():
+                site = ClientSite.objects.create(tenant_id=client.tenant_id, client=client, name=name)
+        except IntegrityError:  # created meanwhile by someone else
+            site = ClientSite.objects.get(client=client, name=name)
+    return site
 
 
 def set_mapping(org: ExternalOrganization, client: Client | None, site: ClientSite | None = None) -> ExternalOrganization:

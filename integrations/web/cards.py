@@ -10,7 +10,7 @@ from integrations.forms import ConnectionForm, PollingForm
 from integrations.models import Integration, Job
 from integrations.services import jobs
 from integrations.services.status import counts_for
-from psa.models import Client
+from psa.models import Client, ClientSite
 
 from . import webhook_view
 from .access import ProviderView, for_template
@@ -122,6 +122,7 @@ def annotate_tree(all_orgs: list, clients: list) -> dict[str, int]:
         # Amber with its count: the top of a subtree that resolves to no client.
         o.unmapped_top = not o.resolved and (parent is None or parent.effective_client_id is not None)
         o.unmapped_devices = node.unmapped_device_count
+        o.effective_client_id = node.effective_client_id
         counts["mapped" if o.client_id else "inherited" if o.resolved else "unmapped"] += 1
     return counts
 
@@ -130,6 +131,13 @@ def orgs_ctx(provider_cls, integration, *, only_unmapped=False, automap_summary=
     all_orgs = list(integration.organizations.all().order_by("name", "id"))
     clients = list(Client.objects.filter(is_active=True).order_by("name", "id"))
     counts = annotate_tree(all_orgs, clients)
+    # Each row that reaches a client may pick one of that client's sites (or create one from its name).
+    sites: dict[int, list] = {}
+    for site in ClientSite.objects.filter(client__is_active=True).order_by("name", "id"):
+        sites.setdefault(site.client_id, []).append(site)
+    for o in all_orgs:
+        o.site_choices = sites.get(o.effective_client_id, [])
+        o.site_name_taken = any(s.name.casefold() == " ".join(o.name.split()).casefold() for s in o.site_choices)
     orgs = tree_order(all_orgs)
     if only_unmapped:
         orgs = [o for o in orgs if not o.resolved]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.forms import OrgMappingForm
 from integrations.models import ExternalOrganization, Job
 from integrations.services import jobs, orgs
+from psa.models import ClientSite
 
 from .access import (
     ProviderView,
@@ -106,8 +107,8 @@ def organization_map(request, provider: str, org_id: int):
     form = OrgMappingForm(request.POST)
     row_error, saved = "", False
     if form.is_valid():
-        orgs.set_mapping(org, form.cleaned_data["client"])
-        saved = True
+        row_error = _save_mapping(request, org, form.cleaned_data["client"])
+        saved = not row_error
     else:
         row_error = "Choose one of your clients."
     if not is_htmx(request):
@@ -122,6 +123,30 @@ def organization_map(request, provider: str, org_id: int):
         if row.pk == org.pk:
             row.row_error, row.row_saved = row_error, saved
     return _card(request, cls, integration, "organizations", ctx)
+
+
+def _save_mapping(request, org: ExternalOrganization, client) -> str:
+    """The row's client select (a site of the same client is kept), or its site select: one of the
+    client's sites, "new" (create the site from the organization's name, e.g. a NinjaOne location), or
+    none (a row that was inheriting goes back to inheriting). Returns an error, or ""."""
+    if "site" not in request.POST:
+        orgs.set_mapping(org, client, org.site if client is not None and client == org.client else None)
+        return ""
+    choice = (request.POST.get("site") or "").strip()
+    if client is None:
+        return "Map a client first."
+    if choice == "new":
+        orgs.set_mapping(org, client, orgs.site_from_name(org, client))
+    elif choice.isdigit():
+        site = ClientSite.objects.filter(pk=int(choice), client=client).first()
+        if site is None:
+            return "Choose one of the client's sites."
+        orgs.set_mapping(org, client, site)
+    elif request.POST.get("inherit") == "1":
+        orgs.set_mapping(org, None)
+    else:
+        orgs.set_mapping(org, client, None)
+    return ""
 
 
 # -- devices -------------------------------------------------------------------------------------------

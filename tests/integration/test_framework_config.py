@@ -212,3 +212,10 @@ def test_hints_describe_what_prepare_credentials_stored(tenant_a, fake_provider,
     assert state["password"] == {"set": False}  # never stored, so never shown as set
     assert state["username"] == {"set": True, "last4": "long"}
     assert state["token"] == {"set": True}  # derived: no characters shown
+
+
+def test_clearing_every_credential_in_one_request_disconnects(fake_int, tenant_a, as_tenant, fake_provider):
+    with as_tenant(tenant_a.tenant):
+        config.update_integration(fake_int, credentials={"api_key": None, "username": None, "password": None})
+        row = Integration.objects.get(pk=fake_int.pk)
+        assert row.credentials_ciphertext == "" and row.status == "not_configured"
