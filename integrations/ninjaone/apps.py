@@ -6,3 +6,5 @@ class NinjaOneConfig(ProviderAppConfig):
     label = "integrations_ninjaone"
     verbose_name = "NinjaOne"
     provider = "integrations.ninjaone.provider.NinjaOneProvider"
+    web_urls = "integrations.ninjaone.urls"
+    api_urls = "integrations.ninjaone.api"

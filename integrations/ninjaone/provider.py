@@ -11,6 +11,8 @@ from integrations.base import (
     Capabilities,
     CredentialField,
     CredentialSet,
+    JobKind,
+    PanelCard,
     Provider,
     SettingField,
     WebhookRequest,
@@ -36,13 +38,31 @@ from integrations.records import (
 )
 
 from . import connect, normalize, webhook
-from .client import NinjaOneClient
+from .client import NinjaOneClient, status_of
 
 log = logging.getLogger("integrations.ninjaone")
 
-# Up to this many mapped organizations, devices are asked per organization (``df=org = N``);
-# beyond, one walk of every device filtered here costs fewer requests.
-ORG_FILTER_MAX = 20
+DEVICE_WALKS = (("all", "Every device, once (devices of unmapped organizations are counted)"),
+                ("mapped", "Only the mapped organizations (df=org = N each)"))
+INVENTORY = "ninjaone.inventory"
+# NinjaOne fields an admin most often wants on the asset; an integration's field_mapping overlays them.
+DEFAULT_FIELD_MAPPING = {
+    "attr.domain": "system.domain",
+    "attr.chassis_type": "system.chassisType",
+    "attr.processors": "system.numberOfProcessors",
+    "attr.memory_bytes": "system.totalPhysicalMemory",
+    "attr.os_architecture": "os.architecture",
+    "attr.os_build": "os.buildNumber",
+    "attr.os_release": "os.releaseId",
+    "attr.needs_reboot": "os.needsReboot",
+    "attr.last_boot": "os.lastBootTime",
+    "attr.dns_name": "dnsName",
+    "attr.mac_addresses": "macAddresses",
+    "attr.node_class": "nodeClass",
+    "attr.approval_status": "approvalStatus",
+    "attr.tags": "tags",
+    "attr.cpu_model": "cpuModel",
+}
 RESET_METHODS = (("delete", "DELETE /v2/alert/{uid}"), ("post", "POST /v2/alert/{uid}/reset"))
 
 
@@ -64,6 +84,17 @@ class NinjaOneProvider(Provider):
     poll_interval_bounds = (5, 60)
     severity_map = normalize.SEVERITY_MAP
     docs = "docs/ninjaone.md"
+    default_field_mapping = DEFAULT_FIELD_MAPPING
+    job_kinds = (
+        JobKind(INVENTORY, "Patches and software", "integrations.services.inventory.sync_inventory",
+                capability="patches", requires_connected=True,
+                description="OS patches (pending, failed, rejected, installed) and installed software of the "
+                            "devices of mapped organizations, from NinjaOne's query reports; a device whose "
+                            "inventory did not change is not rewritten."),
+    )
+    panel_cards = (
+        PanelCard("ninjaone", "ninjaone/card.html", "integrations.ninjaone.views.card_context"),
+    )
     settings_fields = (
         SettingField("region", "Region", "choice", default=connect.DEFAULT_REGION, choices=connect.REGION_LABELS,
                      help_text="The NinjaOne instance your account lives on (a base URL overrides it)."),
@@ -75,6 +106,7 @@ class NinjaOneProvider(Provider):
         SettingField("register_webhook", "Register the webhook in NinjaOne on connect", "bool", default=True),
         SettingField("reset_method", "Alert reset call", "choice", default="delete", choices=RESET_METHODS,
                      in_form=False),
+        SettingField("device_walk", "Devices to read", "choice", default="all", choices=DEVICE_WALKS, in_form=False),
         SettingField("node_class_map", "Node class -> asset type", "map", default={}, in_form=False,
                      help_text="Rows that replace the default table (node class -> asset type)."),
         SettingField("severity_map", "Severity overrides", "map", default={}, in_form=False),
@@ -181,12 +213,12 @@ class NinjaOneProvider(Provider):
         url = webhook_url(self.integration)
         if not url.startswith(("https://", "http://")):
             return "Set the public base URL of this PSA to register the NinjaOne webhook."
-        self.register_webhook(url, self.integration.get_webhook_secret())
+        self.connect_webhook(url)
         return "Webhook registered in NinjaOne."
 
     def on_disconnect(self) -> None:
         try:
-            self.unregister_webhook()
+            self.disconnect_webhook()
         finally:
             self.session.revoke()
 
@@ -218,22 +250,22 @@ class NinjaOneProvider(Provider):
         """Devices of mapped organizations or mapped locations, streamed one page at a time.
 
         The framework passes every external id that resolves to a client (an organization and its
-        locations alike): the organizations concerned are walked one by one with ``df=org = N`` while
-        they are few, else all devices are walked once; devices are then kept by organization or location.
+        locations alike). By default every device is walked once (``/v2/devices-detailed``, pageSize +
+        after): devices of unmapped organizations are then skipped *and counted*, and node classes never
+        seen are found wherever they are. With the ``device_walk`` setting "mapped", only the organizations
+        concerned are walked (``df=org = N``, one walk each): fewer requests when a few small organizations
+        of a large account are mapped, but devices of the others are not fetched, so not counted.
         """
         orgs, locs = self._wanted(organization_external_ids)
         if not orgs and not locs:
             return
-        involved, orphans = set(orgs), False
-        if locs:
-            parents = self._location_parents()
-            involved |= {parents[loc] for loc in locs if loc in parents}
-            orphans = any(loc not in parents for loc in locs)  # its organization unknown: walk everything
         overrides = as_dict(self.options["node_class_map"])
-        if len(involved) <= ORG_FILTER_MAX and not orphans:
-            walks = [self.client.device_pages(df=f"org = {org}") for org in sorted(involved)]
-        else:
-            walks = [self.client.device_pages()]
+        walks = [self.client.device_pages()]
+        if self.options["device_walk"] == "mapped":
+            parents = self._location_parents() if locs else {}
+            involved = set(orgs) | {parents[loc] for loc in locs if loc in parents}
+            if all(loc in parents for loc in locs):  # a location of unknown parent: walk everything
+                walks = [self.client.device_pages(df=f"org = {org}") for org in sorted(involved)]
         for pages in walks:
             for page in pages:
                 for row in page:
@@ -246,6 +278,11 @@ class NinjaOneProvider(Provider):
                     else:
                         self.skipped_unmapped += 1
 
+    def device_sync_report(self) -> dict[str, Any]:
+        """Devices left out because neither their organization nor their location is mapped, and node
+        classes the table does not know (mapped to "other"; the card lists them for the admin to map)."""
+        return {"skipped_unmapped": self.skipped_unmapped, "unknown_node_classes": sorted(self.unknown_node_classes)}
+
     def device_detail(self, device_external_id: str) -> DeviceRecord | None:
         device_id = int_id(device_external_id)
         row = self.client.device(device_id) if device_id is not None else None
@@ -253,6 +290,9 @@ class NinjaOneProvider(Provider):
             return None
         return normalize.device(row, node_class_overrides=as_dict(self.options["node_class_map"]),
                                 unknown_node_classes=self.unknown_node_classes)
+
+    def remote_access_link(self, device_external_id: str) -> dict[str, Any]:
+        return self.dashboard_url(device_external_id)
 
     def dashboard_url(self, device_external_id: str) -> dict[str, Any]:
         """A fresh console link ``{url, expires}`` (it expires: fetch on demand, never store)."""
@@ -265,10 +305,19 @@ class NinjaOneProvider(Provider):
         return {"url": text(data.get("url"), 2000), "expires": when}
 
     # -- inventory ------------------------------------------------------------------------------------
+    def _inventory_orgs(self, external_ids: set[str]) -> list[int]:
+        """The organizations to ask: the mapped ones and those of mapped locations (the framework keeps only
+        rows of devices it has assets for)."""
+        orgs, locs = self._wanted(external_ids)
+        if locs:
+            parents = self._location_parents()
+            orgs |= {parents[loc] for loc in locs if loc in parents}
+        return sorted(orgs)
+
     def _inventory(self, org_external_ids: set[str], queries: list[tuple[str, Any]]) -> Iterator[tuple[str, list]]:
-        """Per mapped organization (bounded memory): the query rows grouped by device."""
-        orgs, _locs = self._wanted(org_external_ids)
-        for org in sorted(orgs):
+        """Per organization (memory bounded by one organization's rows): the query rows grouped by device.
+        Each walk restarts on an expired cursor (client.query)."""
+        for org in self._inventory_orgs(org_external_ids):
             grouped: dict[str, list] = {}
             for name, fn in queries:
                 rows = self.client.query(name, {"df": f"org = {org}"},
@@ -278,16 +327,27 @@ class NinjaOneProvider(Provider):
                         grouped.setdefault(device_id, []).append(record)
             yield from grouped.items()
 
-    def iter_software(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[SoftwareRecord]]]:
-        """(device id, its software) for devices of mapped organizations, from /v2/queries/software."""
+    def iter_software(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[SoftwareRecord]]] | None:
+        """(device id, its software) for devices of mapped organizations, from /v2/queries/software;
+        None when the ``sync_software`` setting is off."""
+        if not self.options["sync_software"]:
+            return None
         return self._inventory(organization_external_ids, [("software", normalize.software)])
 
-    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]]:
-        """(device id, its OS patches): pending/failed/rejected plus installed (os-patch-installs)."""
+    def iter_patches(self, organization_external_ids: set[str]) -> Iterator[tuple[str, list[PatchRecord]]] | None:
+        """(device id, its OS patches): pending/failed/rejected (os-patches) plus installed
+        (os-patch-installs); None when the ``sync_patches`` setting is off."""
+        if not self.options["sync_patches"]:
+            return None
         return self._inventory(organization_external_ids, [
             ("os-patches", normalize.patch),
             ("os-patch-installs", lambda r: normalize.patch(r, installed=True)),
         ])
+
+    def refuse_job(self, kind: JobKind) -> str | None:
+        if kind.kind == INVENTORY and not (self.options["sync_software"] or self.options["sync_patches"]):
+            return "Both 'Sync installed software' and 'Sync OS patches' are off."
+        return None
 
     # -- webhooks -------------------------------------------------------------------------------------
     def inspect_webhook(self, request: WebhookRequest) -> WebhookEnvelope:
@@ -312,6 +372,45 @@ class NinjaOneProvider(Provider):
         """DELETE /v2/webhook; False when none was registered. A 403 ("Different PSA is already
         configured") is raised with NinjaOne's text."""
         return self.client.delete_webhook()
+
+    def connect_webhook(self, url: str) -> dict[str, Any]:
+        """Register our webhook and remember the outcome (``provider_state.webhook``, shown on the card and
+        in the API); NinjaOne's refusal is remembered with its own words, then raised."""
+        config = webhook.configuration(url, self.webhook_header, "<secret>")
+        state = {"registered": True, "url": url, "error": "", "activities": config["activities"],
+                 "expand": config["expand"], "header_name": self.webhook_header}
+        try:
+            self.register_webhook(url, self.integration.get_webhook_secret())
+        except ProviderError as exc:
+            state.update(registered=False, error=str(exc), provider_status=status_of(exc),
+                         provider_message=getattr(exc, "detail", "") or "")
+            self._remember_webhook(state)
+            raise
+        self._remember_webhook(state)
+        return state
+
+    def disconnect_webhook(self) -> dict[str, Any]:
+        """Remove our webhook from NinjaOne (404: there was none) and remember it."""
+        previous = as_dict((self.integration.provider_state or {}).get("webhook"))
+        try:
+            existed = self.unregister_webhook()
+        except ProviderError as exc:
+            self._remember_webhook({**previous, "error": str(exc), "provider_status": status_of(exc),
+                                    "provider_message": getattr(exc, "detail", "") or ""})
+            raise
+        state = {"registered": False, "url": previous.get("url", ""), "error": "", "removed": existed}
+        self._remember_webhook(state)
+        return state
+
+    def _remember_webhook(self, state: dict[str, Any]) -> None:
+        from django.utils import timezone
+
+        from integrations.services.config import remember
+        from psa.tenancy import tenant_context
+
+        if self.integration.pk is not None:
+            with tenant_context(self.integration.tenant_id):
+                remember(self.integration, webhook={**state, "at": timezone.now().isoformat()})
 
     # -- polling and reset ----------------------------------------------------------------------------
     def poll_alerts(self, cursor: str | None = None) -> PollResult:

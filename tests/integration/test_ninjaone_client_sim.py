@@ -286,7 +286,9 @@ def test_iter_devices_of_a_mapped_organization(sim, provider_for):
     assert front.serial_number == "7XK2M93" and front.site_external_id == f"loc:{sim.main['id']}"
     assert srv.asset_type == "server" and srv.status == "offline" and srv.site_external_id == f"loc:{sim.annex['id']}"
     assert esx.serial_number == "9ZX8Y7W" and esx.os == "VMware ESXi 7.0.3"
-    assert sim.calls_to("GET", "/v2/devices-detailed")[0].query["df"] == f"org = {sim.harbor['id']}"
+    # One walk of every device (no filter): the other organization's device is skipped and counted.
+    assert ["df" in c.query for c in sim.calls_to("GET", "/v2/devices-detailed")] == [False]
+    assert p.device_sync_report() == {"skipped_unmapped": 1, "unknown_node_classes": ["QUANTUM_TOASTER"]}
 
 
 def test_iter_devices_by_mapped_location_and_unknown_node_classes(sim, provider_for):
@@ -295,25 +297,23 @@ def test_iter_devices_by_mapped_location_and_unknown_node_classes(sim, provider_
     names = [d.name for d in p.iter_devices({f"loc:{sim.annex['id']}", f"loc:{other_loc}"})]
     assert sorted(names) == ["HDG-SRV-01", "SS-PC-1"]
     assert p.unknown_node_classes == {"QUANTUM_TOASTER"} and p.skipped_unmapped == 2
+
+
+def test_mapped_walk_asks_the_organizations_concerned_only(sim, provider_for):
+    p = provider_for(creds(sim.app), base_url=sim.url, settings={"device_walk": "mapped"})
+    other_loc = sim.locations_of(sim.other["id"])[0]["id"]
+    names = [d.name for d in p.iter_devices({f"loc:{sim.annex['id']}", f"loc:{other_loc}"})]
+    assert sorted(names) == ["HDG-SRV-01", "SS-PC-1"]
     assert sorted(c.query["df"] for c in sim.calls_to("GET", "/v2/devices-detailed")) == [
         f"org = {sim.harbor['id']}", f"org = {sim.other['id']}"]
-
-
-def test_iter_devices_with_an_org_and_its_locations_walks_that_org_only(sim, provider_for):
-    p = provider_for(creds(sim.app), base_url=sim.url)
+    sim.reset_calls()
     wanted = {f"org:{sim.harbor['id']}", f"loc:{sim.main['id']}", f"loc:{sim.annex['id']}"}  # as resolution_map
     assert len(list(p.iter_devices(wanted))) == 3
     assert [c.query["df"] for c in sim.calls_to("GET", "/v2/devices-detailed")] == [f"org = {sim.harbor['id']}"]
-
-
-def test_iter_devices_walks_everything_for_many_orgs_or_an_unknown_location(sim, provider_for, monkeypatch):
-    from integrations.ninjaone import provider as provider_module
-
-    p = provider_for(creds(sim.app), base_url=sim.url)
+    sim.reset_calls()
+    # A location whose organization NinjaOne does not list: everything is walked once.
     assert len(list(p.iter_devices({"loc:424242", f"org:{sim.other['id']}"}))) == 1
-    monkeypatch.setattr(provider_module, "ORG_FILTER_MAX", 1)
-    assert len(list(p.iter_devices({f"org:{sim.harbor['id']}", f"org:{sim.other['id']}"}))) == 4
-    assert ["df" in c.query for c in sim.calls_to("GET", "/v2/devices-detailed")] == [False, False]
+    assert ["df" in c.query for c in sim.calls_to("GET", "/v2/devices-detailed")] == [False]
 
 
 def test_many_devices_are_streamed_page_by_page(sim, provider_for):
@@ -329,7 +329,7 @@ def test_many_devices_are_streamed_page_by_page(sim, provider_for):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert count == 20_004
-    assert len(sim.calls_to("GET", "/v2/devices-detailed")) == 2 * (10_002 // 500 + 1)
+    assert len(sim.calls_to("GET", "/v2/devices-detailed")) == 20_005 // 500 + 1  # 20,005 devices in all
     assert peak < 40 * 1024 * 1024  # a few pages at most, never the whole list
 
 
