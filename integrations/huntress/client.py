@@ -96,8 +96,11 @@ class HuntressClient:
         rate_limit: int | None = None,
         rate_window: float | None = None,
         max_wait: float | None = None,
+        wait_on_429: bool = True,
     ):
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        # False for an admin's connection test: a 429 is reported ("rate limited") rather than waited out.
+        self.wait_on_429 = wait_on_429
         self.max_wait = float(max_wait if max_wait is not None else _setting("PSA_HUNTRESS_MAX_WAIT", MAX_WAIT))
         self.limiter = ratelimit.Limiter(
             key=rate_key,
@@ -126,7 +129,7 @@ class HuntressClient:
         deadline = time.monotonic() + self.max_wait
         while True:
             response = self.http.send(method, path, **kwargs)
-            if response.status_code != 429 or time.monotonic() >= deadline:
+            if response.status_code != 429 or not self.wait_on_429 or time.monotonic() >= deadline:
                 return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -109,8 +109,17 @@ class HuntressProvider(Provider):
 
     # -- connection -------------------------------------------------------------------------------
     def test_connection(self) -> ConnectionResult:
+        # Its own client: an admin waits for an answer, not for Huntress's rate limit to pass.
+        client = HuntressClient(self.integration.base_url, self.credentials, rate_key=f"huntress:{self.integration.pk}",
+                                wait_on_429=False)
         try:
-            account = self.client.account()
+            return self._test_connection(client)
+        finally:
+            client.close()
+
+    def _test_connection(self, client: HuntressClient) -> ConnectionResult:
+        try:
+            account = client.account()
         except AuthFailed as exc:
             return _failed("auth_failed", "Huntress rejected the API key and secret (401). Copy both again from "
                                           f"<account>.huntress.io > API Credentials. ({exc})")

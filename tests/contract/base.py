@@ -12,7 +12,8 @@ through one generic test.
         ...
 
 Mixins: ProviderContract (registration, write-only credentials), WebhookContract (inspect/parse,
-hostile bodies, severities, condition keys, the card), SignatureContract, TimestampedSignatureContract,
+hostile bodies, severities, condition keys, the card), IncidentWebhookContract (the same for webhooks
+that carry incident reports: IncidentRecords, no condition keys), SignatureContract, TimestampedSignatureContract,
 ConnectionContract (401/403/404/HTML/timeout/5xx/429 told apart), OrganizationContract,
 DeviceContract (streamed pages), PollContract, ResetContract.
 """
@@ -31,7 +32,7 @@ from integrations import http as phttp
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError, WebhookParseError
 from integrations.models import Integration, IntegrationStatus
-from integrations.records import SEVERITIES, ExternalOrg, PollResult
+from integrations.records import SEVERITIES, EscalationRecord, ExternalOrg, IncidentRecord, PollResult
 from integrations.registry import get_provider, get_provider_class
 from integrations.web import webhook_view
 from tests.conftest import token_client
@@ -268,6 +269,68 @@ class WebhookContract(ProviderContract):
         web.force_login(tenant_a.user)
         page = web.get(f"/settings/integrations/rmm/{self.slug}/").content.decode()
         assert card["url"] in page and card["header_name"] in page and card["secret"] not in page
+
+
+class IncidentWebhookContract(WebhookContract):
+    """A provider whose webhooks carry security incidents, not alerts: ``parse_webhook`` returns
+    IncidentRecords (and EscalationRecords) for the incident router. Replaces WebhookContract's
+    alert-centric checks (condition keys, an alert in every good body) with the incident ones."""
+
+    def two_reports(self) -> tuple[bytes, bytes]:
+        """Bodies about two different incident reports."""
+        raise NotImplementedError
+
+    # Incidents have no condition key: see test_two_reports_are_two_incidents.
+    test_condition_key_differs_across_devices = None
+
+    def _records(self, provider, body: bytes) -> list:
+        return list(provider.parse_webhook(self.request(body)))
+
+    def test_declares_incidents(self):
+        cls = get_provider_class(self.slug)
+        assert cls.capabilities.incidents is True
+        assert _overrides(cls, "incident") and _overrides(cls, "resolve_incident")
+
+    def test_good_bodies_inspect_and_parse(self, webhook_provider):
+        assert self.good_bodies, "declare at least one good body"
+        for body in self.good_bodies:
+            envelope = webhook_provider.inspect_webhook(self.request(body))
+            assert envelope.summary, body
+            records = self._records(webhook_provider, body)
+            assert records, body
+            for record in records:
+                assert isinstance(record, (IncidentRecord, EscalationRecord)), record
+                assert record.provider == self.slug and record.external_id
+                assert record.severity in SEVERITIES or (record.partial and record.severity == "")
+
+    def test_redelivery_is_stable(self, webhook_provider):
+        for body in self.good_bodies:
+            first = webhook_provider.inspect_webhook(self.request(body))
+            again = webhook_provider.inspect_webhook(self.request(body))
+            assert first.delivery_id == again.delivery_id
+            a, b = self._records(webhook_provider, body), self._records(webhook_provider, body)
+            assert [(type(x), x.external_id) for x in a] == [(type(x), x.external_id) for x in b]
+            assert [x.state() for x in a if isinstance(x, IncidentRecord)] == [
+                x.state() for x in b if isinstance(x, IncidentRecord)]
+
+    def test_two_reports_are_two_incidents(self, webhook_provider):
+        one, two = self.two_reports()
+        [a] = self._records(webhook_provider, one)
+        [b] = self._records(webhook_provider, two)
+        assert a.external_id != b.external_id
+
+    def test_hostile_bodies_never_raise_anything_but_a_parse_error(self, webhook_provider):
+        for name, body in self.hostile_bodies().items():
+            for step in (webhook_provider.inspect_webhook, webhook_provider.parse_webhook):
+                try:
+                    result = step(self.request(body))
+                except WebhookParseError as exc:
+                    assert str(exc), f"{name}: a parse error says why"
+                    continue
+                if isinstance(result, list):
+                    for record in result:
+                        assert isinstance(record, (IncidentRecord, EscalationRecord)), name
+                        assert record.severity in (*SEVERITIES, ""), name
 
 
 def _nulled(value: Any) -> Any:
