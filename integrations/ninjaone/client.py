@@ -141,8 +141,13 @@ class NinjaOneClient:
     # -- paging --------------------------------------------------------------------------------
     def pages(self, path: str, params: Mapping[str, Any] | None = None,
               page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a ``pageSize`` + ``after`` list, one in memory at a time."""
+        """Pages of a ``pageSize`` + ``after`` list, one in memory at a time.
+
+        A short page ends the walk (NinjaOne's rule), with one tolerance: when the first page is shorter
+        than asked, it may be a server capping the page size (a limit no source documents), so one more
+        page is asked; an empty one ends the walk, a page as long as the first continues it."""
         size = page_size or self.page_size
+        expected, size_known = size, False
         after: int | None = None
         for _ in range(MAX_PAGES):
             query = {**(params or {}), "pageSize": size}
@@ -155,11 +160,16 @@ class NinjaOneClient:
             if rows:
                 yield rows
             raw_count = len(data) if isinstance(data, list) else len(rows)
-            if raw_count < size:
+            if raw_count == 0:
                 return
+            if raw_count < expected:
+                if size_known:
+                    return
+                expected = raw_count  # the end, or the server's page size: the next page tells
+            size_known = True
             last = int_id(rows[-1].get("id")) if rows else None
             if last is None or last == after:
-                # A full page whose last id is missing or did not move: going on would loop.
+                # A page whose last id is missing or did not move: going on would loop.
                 raise BadResponse(f"NinjaOne's paging of {path} did not advance past id {after}.")
             after = last
         raise BadResponse(f"NinjaOne's paging of {path} did not end after {MAX_PAGES} pages.")

@@ -73,6 +73,22 @@ def test_device_pages_use_page_size_and_after_and_end_on_a_short_page(mock, clie
     assert route.calls[0].request.headers["authorization"] == "Bearer tok-1"
 
 
+def test_a_short_first_page_may_be_a_capped_page_size(mock, client):
+    # Asked 3, the server gives 2 at a time (a cap we cannot know): the walk goes on until a short page.
+    route = mock.get("/v2/devices-detailed").mock(side_effect=[
+        httpx.Response(200, json=devices(1, 2)), httpx.Response(200, json=devices(3, 4)),
+        httpx.Response(200, json=devices(5))])
+    assert [d["id"] for p in client.device_pages() for d in p] == [1, 2, 3, 4, 5]
+    assert route.call_count == 3
+
+
+def test_a_small_account_costs_one_more_request_only(mock, client):
+    route = mock.get("/v2/organizations-detailed").mock(side_effect=[
+        httpx.Response(200, json=[{"id": 1, "name": "A"}]), httpx.Response(200, json=[])])
+    assert [o["id"] for o in client.organizations_detailed()] == [1]
+    assert route.call_count == 2 and params(route) == {"pageSize": "3", "after": "1"}
+
+
 def test_device_pages_are_streamed_one_request_per_page(mock, client):
     route = mock.get("/v2/devices").mock(side_effect=[
         httpx.Response(200, json=devices(1, 2, 3)), httpx.Response(200, json=[])])
