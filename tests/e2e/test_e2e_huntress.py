@@ -17,7 +17,7 @@ import pytest
 from tests.simulators.huntress import HuntressSimulator, WebhookSender, new_signing_secret
 
 from .flows import WAIT, all_pages, create_client, notes, ok, ticket, wait_ticket
-from .harness import ARTIFACTS, Proc, tail, wait_until
+from .harness import ARTIFACTS, tail, wait_until
 
 pytestmark = pytest.mark.e2e
 H = "integrations/huntress"
