@@ -14,7 +14,7 @@ device detail, last-logged-on-user, dashboard-url, alerts (bare array), reset (D
 ``/v2/queries/{software,os-patches,os-patch-installs}`` with expiring cursors, ``PUT``/``DELETE
 /v2/webhook`` (403 texts as NinjaOne writes them). Errors are ``{resultCode, errorMessage,
 incidentId}``. Knobs: ``fail_next``, ``rate_limit_next`` (429 + Retry-After), ``html_mode``,
-``delay``, ``other_psa``, ``webhook_admin``, ``missing_scopes``...
+``delay``, ``other_psa``, ``webhook_admin``, ``missing_scopes``, ``expire_tokens_after_pages``...
 
 ``activity()`` builds a webhook activity as NinjaOne would POST it; ``render_webhook()`` adds the
 registered URL and custom headers; ``deliver()`` POSTs it.
@@ -141,6 +141,9 @@ class NinjaOneSimulator(SimulatorServer):
         self.cursors: dict[str, dict[str, Any]] = {}
         self.expire_cursors_after_pages = 0  # >0: a walk's cursor dies after that many pages, once
         self.omit_final_cursor = False
+        # >0: every access token expires once that many device pages have been served (mid-sync expiry).
+        self.expire_tokens_after_pages = 0
+        self.device_pages_served = 0
         self._ids = itertools.count(1)
         self._activity_ids = itertools.count(881230)
         self._data_lock = threading.RLock()
@@ -537,6 +540,10 @@ class NinjaOneSimulator(SimulatorServer):
         for did in itertools.islice(self._ids_after(self._after(req), orgs), size):
             record = self.device_record(did)
             rows.append(record if detailed else self._brief(record))
+        self.device_pages_served += 1
+        if self.expire_tokens_after_pages and self.device_pages_served >= self.expire_tokens_after_pages:
+            self.expire_tokens_after_pages = 0  # once
+            self.expire_access_tokens()
         return Reply(200, rows)
 
     def _org_devices(self, req: Request) -> Reply:
