@@ -147,8 +147,13 @@ class Alert(TenantModel):
             models.Index(fields=["tenant", "ticket", "state"]),
             models.Index(fields=["tenant", "integration", "state"]),
             models.Index(fields=["state", "suppressed_until"], name="alert_suppressed_until"),
-            # MSP metrics and dry runs read a tenant's alerts by period / newest first.
-            models.Index(fields=["tenant", "first_seen"], name="alert_tenant_first_seen"),
+            # MSP metrics read a tenant's alerts by period: the columns they group and count are carried
+            # in the index, so a short period is an index-only scan.
+            models.Index(fields=["tenant", "first_seen"], name="alert_metrics_by_period",
+                         include=["rule", "client", "provider", "state", "suppressed_by", "ticket", "is_test"]),
+            # Side effects waiting for a retry (health, /metrics): few rows, never a scan of all alerts.
+            models.Index(fields=["tenant", "integration"], name="alert_side_effects_waiting",
+                         condition=Q(reset_status__in=["pending", "failed"])),
         ]
 
 

@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import alerts as alert_views
 from . import events as event_views
+from . import metrics as metric_views
 from . import rules as rule_views
 from . import windows as window_views
 
@@ -13,6 +14,7 @@ router.register("maintenance-windows", window_views.MaintenanceWindowViewSet, ba
 
 _events = event_views.InboundEventViewSet
 urlpatterns: list = router.urls + [
+    path("metrics/", metric_views.MetricsView.as_view(), name="alert-metrics"),
     path("integrations/<str:provider>/events/", _events.as_view({"get": "list"}), name="inboundevent-list"),
     path("integrations/<str:provider>/events/<int:pk>/", _events.as_view({"get": "retrieve"}), name="inboundevent-detail"),
     path("integrations/<str:provider>/events/<int:pk>/replay/", _events.as_view({"post": "replay"}),

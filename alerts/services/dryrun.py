@@ -42,7 +42,7 @@ def recent_alerts(limit: int) -> list[Alert]:
     return list(
         Alert.objects.filter(is_test=False)
         .select_related("asset", "client", "organization")
-        .order_by("-created_at", "-id")[:limit]
+        .order_by("-id")[:limit]  # newest stored first, on the primary key (no sort of the whole table)
     )
 
 
@@ -77,6 +77,13 @@ def dry_run_rule(candidate: AlertRule, *, limit: int = DEFAULT_LIMIT, replaces: 
 
     ``replaces``: the id of the rule being edited (today it is judged as saved; with the candidate in
     its place for ``would_apply``)."""
+    from alerts.services.cache import pinned
+
+    with pinned():  # priorities are read once for the whole run, not once per alert
+        return _dry_run_rule(candidate, limit, replaces)
+
+
+def _dry_run_rule(candidate: AlertRule, limit: int, replaces: int | None) -> dict[str, Any]:
     from tickets.models import Board, Priority
 
     alerts = recent_alerts(limit)

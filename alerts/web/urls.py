@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from . import alerts, events, rules, windows
+from . import alerts, events, metrics, rules, windows
 
 EV = "settings/integrations/rmm/<slug:provider>/events/"
 
 urlpatterns = [
     path("alerts/<int:pk>/", alerts.alert_detail, name="web-alert"),
+    path("reports/alerts/", metrics.metrics_page, name="web-alert-metrics"),
     path("settings/alert-rules/", rules.rule_list, name="settings-alert-rules"),
     path("settings/alert-rules/new/", rules.rule_create, name="settings-alert-rule-new"),
     path("settings/alert-rules/dry-run/", rules.rule_dry_run, name="settings-alert-rule-dry-run"),
