@@ -38,7 +38,7 @@ def routing_context(request, provider_cls, integration, **extra: Any) -> dict[st
 
 def test_context(request, provider_cls, integration, **extra: Any) -> dict[str, Any]:
     return {
-        "test_orgs": list(ExternalOrganization.objects.filter(integration=integration, client__isnull=False)
+        "test_orgs": list(ExternalOrganization.objects.filter(integration=integration)
                           .select_related("client").order_by("name", "id")),
         "test_incidents": list(Incident.objects.filter(integration=integration, is_test=True)
                                .select_related("ticket", "ticket__board", "ticket__client", "ticket__status",

@@ -95,6 +95,7 @@ def poll_now(request):
         jobs.start_job(integration, jobs.POLL, created_by=request.user)
     except jobs.JobRefused as exc:
         refused = str(exc)
+    integration.refresh_from_db()  # an eager (or very quick) poll has already written its result
     html = render_card(request, "status", cls, integration, job_refused=refused)
     return _answer(request, cls, html, refused or "Poll started.", error=bool(refused))
 
