@@ -55,7 +55,6 @@ DEFAULT_FIELD_MAPPING = {
     "attr.os_build": "os.buildNumber",
     "attr.os_release": "os.releaseId",
     "attr.needs_reboot": "os.needsReboot",
-    "attr.last_boot": "os.lastBootTime",
     "attr.dns_name": "dnsName",
     "attr.mac_addresses": "macAddresses",
     "attr.node_class": "nodeClass",

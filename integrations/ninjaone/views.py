@@ -83,6 +83,9 @@ def card_context(request, provider_cls, integration: Integration, **extra: Any) 
         "authorized": as_dict(state.get("authorized")),
         "webhook": as_dict(state.get("webhook")),
         "node_rows": rows,
+        # New classes and the admin's own rows first; the untouched defaults folded away.
+        "node_rows_shown": [r for r in rows if r["unknown"] or r["changed"] or not r["default"]],
+        "node_rows_default": [r for r in rows if not (r["unknown"] or r["changed"] or not r["default"])],
         "unknown_count": sum(1 for r in rows if r["unknown"]),
         "asset_types": list(ASSET_TYPE_LABELS.items()),
         "inventory_kind": INVENTORY,
