@@ -10,7 +10,9 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         from alerts import receivers  # noqa: F401  (connects the ticket-closed receiver)
-        from alerts.services import cache
+        from alerts.services import cache, effects
+
+        effects.register()  # the outbox kinds alert.reset, notify.in_app, notify.email
 
         cache.connect()  # the pipeline's per-process configuration cache follows model changes
         sinks.register(NormalizedAlert, _ingest)

@@ -12,7 +12,9 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incident routing"
 
     def ready(self):
-        from incidents import receivers  # noqa: F401  (connects the ticket-closed receiver)
+        from incidents import effects, receivers  # noqa: F401  (connects the ticket-closing receiver)
+
+        effects.register()  # the outbox kind incident.write_back
 
         sinks.register(IncidentRecord, _incident, readiness=_readiness)
         sinks.register(EscalationRecord, _escalation)

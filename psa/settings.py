@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "integrations.ninjaone",
     "integrations.huntress",
     "incidents",
+    "outbox",
 ]
 # More provider apps (a provider packaged on its own): PSA_PLUGINS=acme_rmm,other_rmm
 INSTALLED_APPS += env_list("PSA_PLUGINS")
@@ -165,12 +166,15 @@ CELERY_TASK_ROUTES = {
     "alerts.*": {"queue": "intake"},
     "integrations.sync.*": {"queue": "sync"},
     "notifications.*": {"queue": "notifications"},
+    "outbox.*": {"queue": "notifications"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
     "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 60.0},
     "alerts-reevaluate-maintenance": {"task": "alerts.reevaluate_ended_windows", "schedule": 60.0},
+    # Side effects due and in no worker's hands (a broker outage, a killed worker): published again.
+    "outbox-sweep": {"task": "outbox.sweep", "schedule": 30.0},
     # Quiet-provider alarm (integrations.services.health): notifies admins once per alarm.
     "integrations-check-quiet-providers": {"task": "integrations.check_quiet_providers", "schedule": 300.0},
     # A tiny task to each queue every minute: the RMM tab warns about a queue nobody consumes.

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("", include("alerts.urls")),
     path("", include("alerts.web.urls")),
+    path("", include("outbox.web")),
 ]
 
 handler404 = "psa.web.views.handler404"

@@ -341,3 +341,17 @@ def _incident_change(w):
         incident=w.get("incidents.Incident"), key=f"severity:high@{w.marker}", detail=w.text("change"),
         source="poll", note=w.get("tickets.TicketNote"),
     )
+
+
+# --- outbox (side effects) -----------------------------------------------------------------------
+
+
+@factory("outbox.SideEffect")
+def _side_effect(w):
+    now = _now()
+    return _model("outbox.SideEffect").objects.create(
+        kind="alert.reset", key=f"alert:world:{w.marker}", label=w.text("Reset in Fake"), state="failed",
+        attempts=3, last_error=w.text("RMM is down"), ticket=w.get("tickets.Ticket"), alert=w.get("alerts.Alert"),
+        integration=w.get("integrations.Integration"), created_at=now, next_attempt_at=now,
+        give_up_at=now + timedelta(hours=6), done_at=now,
+    )

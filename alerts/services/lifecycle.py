@@ -1,4 +1,5 @@
-"""Lifecycle: an alert resolves -> note, maybe close; a person closes -> reset in the provider.
+"""Lifecycle: an alert resolves -> note, maybe close; a person closes -> reset in the provider (an outbox
+side effect written in the closing transaction: alerts.services.effects).
 
 Resolve is a conditional UPDATE (only an open alert, only if the event is not older than
 what we already know), so stale and duplicate resolves change nothing. The ticket is closed
@@ -11,23 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import dedup, trace
-from integrations.errors import NotResettable, ProviderError
-from integrations.registry import get_provider_class
-from psa.text import clean
 from tickets.models import NoteKind, Ticket
 from tickets.services import add_note, human_touched, update_ticket
 
 log = logging.getLogger(__name__)
 
 RESOLVABLE = (AlertState.ACTIVE, AlertState.SUPPRESSED, AlertState.UNMAPPED)
-RESET_LEASE = dt.timedelta(minutes=10)
 
 
 def _when(value: dt.datetime) -> str:
@@ -144,80 +140,34 @@ def ticket_closed_by_user(ticket_id: int) -> bool:
     return Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).exists()
 
 
+def mark_not_reset(ticket_id: int) -> int:
+    """After a person's close: alerts whose rule or provider does not reset are recorded as skipped (the
+    others have a reset side effect, alerts.services.effects)."""
+    from integrations.registry import get_provider_class
+
+    n = 0
+    for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related("rule"):
+        try:
+            capable = get_provider_class(alert.provider).capabilities.reset_on_close
+        except LookupError:
+            capable = False
+        if alert.rule_id and not alert.rule.reset_on_close:
+            n += _mark(alert, "skipped", "The rule does not reset alerts on close.") == "skipped"
+        elif not capable:
+            n += _mark(alert, "skipped", "This provider cannot reset alerts.") == "skipped"
+    return n
+
+
 def reset_alerts_for_ticket(ticket_id: int) -> dict[str, int]:
-    summary = {"done": 0, "failed": 0, "skipped": 0}
-    # One provider instance (credentials decrypted once, one HTTP client) per integration.
-    providers: dict[int, Any] = {}
-    try:
-        for alert in Alert.objects.filter(ticket_id=ticket_id, state=AlertState.ACTIVE).select_related(
-            "rule", "integration"
-        ):
-            summary[reset_alert(alert, providers)] += 1
-    finally:
-        for provider in providers.values():
-            try:
-                provider.close()
-            except Exception:  # closing must not hide the results already recorded
-                log.warning("closing %s provider failed", provider.integration.provider)
-    return summary
+    """Queue the resets of a closed ticket's still-active alerts (kept for the legacy task; a close writes
+    them itself in its transaction). Returns how many side effects were written."""
+    from alerts.services.effects import enqueue_resets
 
-
-def reset_alert(alert: Alert, providers: dict[int, Any]) -> str:
-    """Ask the provider to reset/resolve one alert; the result is recorded on the alert.
-
-    ``providers`` holds the provider instance per integration id (the caller closes them).
-    Never raises: a provider failure is written to ``reset_error`` (and a ticket note) and the
-    ticket stays closed. Provider calls happen outside any transaction.
-    """
-    try:
-        provider_cls = get_provider_class(alert.provider)
-    except LookupError:
-        provider_cls = None
-    if alert.rule_id and not alert.rule.reset_on_close:
-        return _mark(alert, "skipped", "The rule does not reset alerts on close.")
-    if provider_cls is None or not provider_cls.capabilities.reset_on_close:
-        return _mark(alert, "skipped", "This provider cannot reset alerts.")
-    now = timezone.now()
-    claimed = (
-        Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE)
-        .exclude(reset_status="done")
-        .exclude(reset_status="pending", reset_at__gt=now - RESET_LEASE)
-        .update(reset_status="pending", reset_at=now, reset_error="")
-    )
-    if not claimed:
-        return "skipped"
-    error = declined = ""
-    try:
-        provider = providers.get(alert.integration_id)
-        if provider is None:
-            provider = providers[alert.integration_id] = provider_cls(alert.integration)
-        provider.reset_alert(alert.external_id)
-    except NotResettable as exc:  # the provider says why it cannot: a note, not a failure
-        declined = clean(str(exc), 1000) or f"{provider_cls.name} cannot reset this alert."
-    except ProviderError as exc:
-        error = clean(str(exc), 1000) or type(exc).__name__
-    except Exception as exc:  # a provider bug: record its kind only (messages may carry request details)
-        log.exception("reset of alert %s in %s failed", alert.pk, alert.provider)
-        error = f"Unexpected error ({type(exc).__name__})."
-    done = timezone.now()
     with transaction.atomic():
-        if declined:
-            Alert.objects.filter(pk=alert.pk).update(reset_status="skipped", reset_error=declined, reset_at=done)
-            body = f"{alert.provider} alert {alert.external_id} was not reset in {provider_cls.name}: {declined}"
-        elif error:
-            Alert.objects.filter(pk=alert.pk).update(reset_status="failed", reset_error=error, reset_at=done)
-            body = f"Could not reset {alert.provider} alert {alert.external_id}: {error}"
-        else:
-            Alert.objects.filter(pk=alert.pk).update(reset_status="done", reset_error="", reset_at=done)
-            Alert.objects.filter(pk=alert.pk, state__in=RESOLVABLE).update(
-                state=AlertState.RESOLVED, resolved_at=done, last_event_at=done
-            )
-            body = f"Reset {alert.provider} alert {alert.external_id} after the ticket was closed."
-        if alert.ticket_id:
-            add_note(
-                Ticket(pk=alert.ticket_id, tenant_id=alert.tenant_id), kind=NoteKind.SYSTEM, body=body, savepoint=False
-            )
-    return "skipped" if declined else ("failed" if error else "done")
+        ticket = Ticket.objects.select_related("status").filter(pk=ticket_id).first()
+        if ticket is None or not ticket.status.is_closed:
+            return {"queued": 0}
+        return {"queued": enqueue_resets(ticket, ticket.closed_at or timezone.now())}
 
 
 def _mark(alert: Alert, status: str, reason: str) -> str:

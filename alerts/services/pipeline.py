@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import cache as config_cache
-from alerts.services import dedup, lifecycle, notify, rowsql, ticketing, trace
+from alerts.services import dedup, effects, lifecycle, rowsql, ticketing, trace
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
@@ -238,7 +238,7 @@ def _attach(alert: Alert, rule, ctx: dict, now, steps: list) -> tuple[int, bool]
             if related:
                 steps.append(trace.related_entry(related))
             if not alert.is_test:  # a test ticket notifies nobody
-                notify.ticket_created_after_commit(alert.tenant_id, ticket.pk, rule)
+                effects.enqueue_ticket_created(alert, ticket.pk, rule)  # outbox rows, in this transaction
             return ticket.pk, True
         if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count):
             # The ticket was closed without us hearing of it: retire the group and open a new one.

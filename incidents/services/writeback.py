@@ -45,7 +45,6 @@ def write_back(incident_id: int, ticket_id: int, *, final: bool = True) -> str:
     ticket = Ticket.objects.filter(pk=ticket_id).select_related("status").first()
     if ticket is None or not ticket.status.is_closed:
         return "skipped"  # reopened meanwhile: nothing to resolve
-    name = provider_name(incident.integration)
     stamp = ticket.closed_at.isoformat() if ticket.closed_at else "?"
     try:
         with opened(incident.integration) as provider:
@@ -53,9 +52,7 @@ def write_back(incident_id: int, ticket_id: int, *, final: bool = True) -> str:
     except ProviderError as exc:
         if not final:
             raise
-        _note(incident, ticket_id, f"write_back:failed@{stamp}",
-              f"Could not resolve the incident in {name}: {clean(str(exc), 500) or type(exc).__name__}. "
-              f"Resolve it in the {name} portal.")
+        note_failure(incident_id, ticket_id, clean(str(exc), 500) or type(exc).__name__)
         return "failed"
     if not result.ok:
         _note(incident, ticket_id, f"write_back:{result.code}@{stamp}", result.message)
@@ -67,6 +64,18 @@ def write_back(incident_id: int, ticket_id: int, *, final: bool = True) -> str:
     else:
         _mark_closed(incident.pk, result.status or "resolved")
     return "resolved" if note is not None else "skipped"
+
+
+def note_failure(incident_id: int, ticket_id: int, error: str):
+    """The ticket note of a write-back that failed for good (also the outbox's give-up: incidents.effects)."""
+    incident = Incident.objects.select_related("integration").filter(pk=incident_id).first()
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if incident is None or ticket is None:
+        return None
+    name = provider_name(incident.integration)
+    stamp = ticket.closed_at.isoformat() if ticket.closed_at else "?"
+    return _note(incident, ticket_id, f"write_back:failed@{stamp}",
+                 f"Could not resolve the incident in {name}: {error}. Resolve it in the {name} portal.")
 
 
 def _note(incident: Incident, ticket_id: int, key: str, body: str):

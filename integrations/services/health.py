@@ -47,32 +47,29 @@ def poll_grace() -> dt.timedelta:
     return dt.timedelta(seconds=int(getattr(settings, "PSA_QUIET_POLL_GRACE_SECONDS", 600)))
 
 
-# -- side effects (issue 13's outbox replaces these two functions) --------------------------------
+# -- side effects: the outbox (outbox.services) -------------------------------------------------
 
 
 def failed_side_effects(integration: Integration) -> int:
-    """Side effects of this integration waiting for a retry: today, alerts whose reset in the provider
-    failed."""
-    from alerts.models import Alert
+    """Side effects of this integration that failed for good (resets, write-backs, notifications of its
+    alerts): each can be retried from the card's link, the ticket or ``side-effects/{id}/retry/``."""
+    from outbox.services import failed_count
 
-    return Alert.objects.filter(integration=integration, reset_status="failed").count()
+    return failed_count(integration.pk)
 
 
 def failed_side_effects_by_integration() -> dict[int, int]:
     """The same for every integration of the current tenant (one grouped query)."""
-    from alerts.models import Alert
+    from outbox.services import failed_by_integration
 
-    rows = Alert.objects.filter(reset_status="failed").values("integration_id").annotate(n=Count("id"))
-    return {r["integration_id"]: r["n"] for r in rows}
+    return failed_by_integration()
 
 
 def side_effect_depth() -> dict[str, int]:
     """Across tenants (operators' metrics): side effects pending and failed."""
-    from alerts.models import Alert
+    from outbox.services import depth
 
-    row = Alert.objects.unscoped().filter(reset_status__in=("pending", "failed")).aggregate(
-        pending=Count("id", filter=Q(reset_status="pending")), failed=Count("id", filter=Q(reset_status="failed")))
-    return {"pending": row["pending"] or 0, "failed": row["failed"] or 0}
+    return depth()
 
 
 # -- the usual gap -------------------------------------------------------------------------------

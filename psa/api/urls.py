@@ -17,4 +17,5 @@ urlpatterns = router.urls + [
     path("", include("assets.api.urls")),
     path("", include("alerts.api.urls")),
     path("", include("integrations.api.urls")),
+    path("", include("outbox.api")),
 ]

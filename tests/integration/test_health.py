@@ -17,6 +17,7 @@ from tests.conftest import token_client
 from tests.helpers import ok
 from tests.integration.pipeline_support import setup_fake, trigger
 from tests.integration.test_tactical_flow import T, Tactical, connected, run_job, sim  # noqa: F401
+from tests.outbox_support import failed_reset
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def test_health_figures(tenant_a, api_a, fake_provider, make_member):
         waiting = InboundEvent.objects.create(integration=fx.integration, provider="fake", delivery_id="w-1",
                                               body=b"{}", size=2)
         InboundEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - dt.timedelta(minutes=5))
-        Alert.objects.update(reset_status="failed", reset_error="provider down")
+        failed_reset(Alert.objects.get())
         integration = Integration.objects.get(pk=fx.integration.pk)
         expires = int(timezone.now().timestamp()) + 3600
         integration.set_token({"access_token": "t", "refresh_token": "r", "expires_at": expires})

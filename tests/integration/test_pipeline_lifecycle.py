@@ -134,25 +134,27 @@ def _close_as(fx, user, ticket_id, api=None):
 
 
 def test_close_by_a_person_resets_alerts_and_records_failures_without_blocking(
-    fx, fake_provider, tenant_a, api_a
+    fx, fake_provider, tenant_a, api_a, settings
 ):
+    # No time to retry (tests/integration/test_outbox.py covers the retries): the first failure is final.
+    settings.PSA_OUTBOX_GIVE_UP_SECONDS = 0
     fake_provider.state.reset_failures = {"a-2": Unavailable("RMM is down")}
     a1 = ingest(fx, fake_alert("a-1", "o1", condition_key="disk"))
     ingest(fx, fake_alert("a-2", "o1", condition_key="disk"))
     _close_as(fx, tenant_a.user, a1.ticket_id, api=api_a)
     assert sorted(fake_provider.state.resets) == ["a-1", "a-2"]
-    # One provider connection for the ticket's alerts of one integration, closed once.
-    assert fake_provider.state.closed == 1
+    # One side effect per alert, each with its own provider session, closed after its call.
+    assert fake_provider.state.closed == 2
     with tenant_context(fx.tenant):
         ok, failed = Alert.objects.order_by("external_id")
         assert (ok.reset_status, ok.state, ok.reset_error) == ("done", "resolved", "")
         assert (failed.reset_status, failed.state) == ("failed", "active")
-        assert failed.reset_error == "RMM is down"
+        assert failed.reset_error == "Gave up after 1 attempt over 0 s: RMM is down"
         assert AlertGroup.objects.get().state == "closed"
     t = ticket_of(fx, a1)
     assert t.status.is_closed  # the failure did not undo the close
     bodies = notes(fx, t)
-    assert any("Could not reset fake alert a-2: RMM is down" in b for b in bodies)
+    assert any("Could not reset fake alert a-2: Gave up after 1 attempt over 0 s: RMM is down" in b for b in bodies)
     assert any("Reset fake alert a-1" in b for b in bodies)
     # The condition fires again: a new ticket.
     nxt = ingest(fx, fake_alert("a-3", "o1", condition_key="disk"))

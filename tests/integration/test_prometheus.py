@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.models import Alert, InboundEvent
 from psa.tenancy import tenant_context
 from tests.integration.pipeline_support import setup_fake, trigger
+from tests.outbox_support import failed_reset
 
 pytestmark = pytest.mark.django_db
 TOKEN = "metrics-token-0123456789"
@@ -53,7 +54,7 @@ def test_pipeline_figures_across_tenants(settings, tenant_a, tenant_b, fake_prov
     with tenant_context(b.tenant):
         waiting = InboundEvent.objects.create(integration=b.integration, provider="fake", delivery_id="w", body=b"{}")
         InboundEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - dt.timedelta(minutes=2))
-        Alert.objects.update(reset_status="failed")
+        failed_reset(Alert.objects.get())
     response = scrape()
     text = response.content.decode()
     got = samples(response)

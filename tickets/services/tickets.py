@@ -19,7 +19,7 @@ from tickets.models import (
     TicketNote,
     TimeEntry,
 )
-from tickets.signals import ticket_closed_by_user
+from tickets.signals import ticket_closed_by_user, ticket_closing
 
 from .numbering import next_ticket_number
 
@@ -105,6 +105,7 @@ def update_ticket(ticket: Ticket, *, actor, changes: dict[str, Any]) -> Ticket:
         locked.closed_at = None
     locked.save()
     if now_closed and not was_closed and actor is not None:
+        ticket_closing.send(sender=Ticket, ticket=locked, actor=actor)  # side effects, in this transaction
         tid, tenant_id, actor_id = locked.pk, locked.tenant_id, actor.pk
         transaction.on_commit(
             lambda: ticket_closed_by_user.send(sender=Ticket, ticket_id=tid, tenant_id=tenant_id, actor_id=actor_id)
