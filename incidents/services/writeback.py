@@ -11,7 +11,7 @@ from django.db import transaction
 
 from incidents.models import Incident
 from integrations.base import opened
-from integrations.errors import ProviderError
+from integrations.errors import ProviderError, RateLimited, Unavailable
 from psa.text import clean
 from tickets.models import Ticket
 
@@ -37,8 +37,8 @@ def incidents_to_write_back(ticket_id: int) -> list[int]:
 
 
 def write_back(incident_id: int, ticket_id: int, *, final: bool = True) -> str:
-    """Resolve one incident in its provider. Transient failures raise (the task retries) unless ``final``,
-    which notes them on the ticket instead. Returns the outcome code."""
+    """Resolve one incident in its provider. Huntress down or throttling raises (the task retries) unless
+    ``final``; every other failure, and the last one, becomes a ticket note. Returns the outcome code."""
     incident = Incident.objects.select_related("integration").filter(pk=incident_id, ticket_id=ticket_id).first()
     if incident is None or incident.is_closed:
         return "skipped"
@@ -50,8 +50,8 @@ def write_back(incident_id: int, ticket_id: int, *, final: bool = True) -> str:
         with opened(incident.integration) as provider:
             result = provider.resolve_incident(incident.external_id)
     except ProviderError as exc:
-        if not final:
-            raise
+        if not final and isinstance(exc, (Unavailable, RateLimited)):
+            raise  # the task tries again later; anything else will not get better by waiting
         note_failure(incident_id, ticket_id, clean(str(exc), 500) or type(exc).__name__)
         return "failed"
     if not result.ok:

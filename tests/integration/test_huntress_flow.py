@@ -278,3 +278,36 @@ def test_escalations_stored_from_webhooks_and_polls(hx, sim):
     assert rows[str(other["id"])]["ticket"] is not None
     t = ok(hx.api.get(f"{API}/tickets/{rows[str(other['id'])]['ticket']}/"))
     assert t["board"] == hx.boards["Triage"] and t["title"] == "Escalation: Firewall off"
+
+
+def test_write_back_when_huntress_is_down_retries_then_notes_and_a_401_notes_at_once(hx, sim):
+    hx.connect()
+    hx.map_harbor()
+    down = sim.add_incident(sim.harbor["id"], sim.front["id"], remediations=0)
+    creds = sim.add_incident(sim.harbor["id"], sim.front["id"], remediations=0)
+    hx.route(write_back=True, close_on_resolve=False)
+    hx.poll()
+    t_down = hx.ticket_of(down["id"])
+    sim.fail_next(1000, 503)
+    with committed():
+        ok(hx.api.patch(f"{API}/tickets/{t_down['id']}/", {"status": hx.status["Closed"]}, format="json"))
+    # The first try met Huntress down: the task is retried later (Celery), the ticket says nothing yet.
+    assert len(sim.calls_to("POST", f"/v1/incident_reports/{down['id']}/resolution")) == 3  # 1 + 2 HTTP retries
+    assert not [n for n in hx.notes(t_down["id"]) if "Huntress" in n and "resolve" in n.lower()]
+    # Its last retry, still down: a note says to resolve it in the portal; the ticket stays closed.
+    from incidents.models import Incident
+    from incidents.tasks import WRITE_BACK_RETRIES, write_back
+
+    incident_id = Incident.objects.unscoped().get(external_id=str(down["id"])).pk
+    outcome = write_back.apply(args=[hx.tenant.pk, incident_id, t_down["id"]], retries=WRITE_BACK_RETRIES).get()
+    sim._fail.clear()
+    assert outcome == "failed"
+    assert [n for n in hx.notes(t_down["id"]) if "Could not resolve the incident in Huntress" in n]
+    assert ok(hx.api.get(f"{API}/tickets/{t_down['id']}/"))["is_closed"] is True
+
+    t_creds = hx.ticket_of(creds["id"])
+    sim.keys.pop(sim.rw_key)  # the key was revoked in Huntress meanwhile: 401, no retry
+    with committed():
+        ok(hx.api.patch(f"{API}/tickets/{t_creds['id']}/", {"status": hx.status["Closed"]}, format="json"))
+    assert len(sim.calls_to("POST", f"/v1/incident_reports/{creds['id']}/resolution")) == 1
+    assert [n for n in hx.notes(t_creds["id"]) if "Could not resolve the incident in Huntress" in n]
