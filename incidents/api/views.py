@@ -16,6 +16,7 @@ from incidents.services.status import status_of
 from incidents.services.testing import SendTestRefused, close_test, send_test
 from integrations import registry
 from integrations.models import ExternalOrganization, Integration
+from integrations.services import config
 from psa.api.permissions import IsTenantAdmin, IsTenantMember
 from psa.api.viewsets import TenantViewSetMixin
 
@@ -40,10 +41,20 @@ def provider_slug(request) -> str:
     raise Http404("Not an incident provider")
 
 
-def integration_of(request) -> Integration:
+def integration_of(request, *, create: bool = False) -> Integration:
+    """The tenant's integration of this provider. Reads before it is set up see an unsaved one (empty
+    routing, zero counts); a routing PUT creates it, so routing may be saved before connecting."""
     slug = provider_slug(request)
     integration = Integration.objects.filter(provider=slug).first()
     if integration is None:
+        integration = config.get_integration(slug, create=True) if create else config.unsaved_integration(slug)
+    return integration
+
+
+def saved_integration_of(request) -> Integration:
+    integration = integration_of(request)
+    if integration.pk is None:
+        slug = provider_slug(request)
         name = registry.get_provider_class(slug).name
         raise NotFound(f"{name} is not set up yet: save it with PUT integrations/{slug}/ first.")
     return integration
@@ -66,7 +77,7 @@ class RoutingView(APIView):
         return self._save(request)
 
     def _save(self, request):
-        integration = integration_of(request)
+        integration = integration_of(request, create=True)
         if isinstance(request.data, dict):
             unknown = sorted(set(request.data) - set(RoutingSerializer().fields))
             if unknown:
@@ -98,7 +109,7 @@ class TestIncidentView(APIView):
     serializer_class = TestIncidentSerializer
 
     def post(self, request):
-        integration = integration_of(request)
+        integration = saved_integration_of(request)
         ser = TestIncidentSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         org = None
@@ -121,7 +132,7 @@ class TestIncidentCloseView(APIView):
     isolation_model = Incident
 
     def post(self, request, pk: int):
-        integration = integration_of(request)
+        integration = saved_integration_of(request)
         incident = Incident.objects.filter(integration=integration, is_test=True, pk=pk).first()
         if incident is None:
             raise NotFound("No such test incident.")

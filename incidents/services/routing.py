@@ -38,7 +38,7 @@ PRIORITY_FIELD = {"critical": "priority_critical", "high": "priority_high", "low
 
 def routing_for(integration: Integration) -> IncidentRouting:
     """The integration's routing (an unsaved empty one when none was saved yet)."""
-    found = IncidentRouting.objects.filter(integration=integration).first()
+    found = IncidentRouting.objects.filter(integration_id=integration.pk).first() if integration.pk else None
     return found or IncidentRouting(integration=integration, tenant_id=integration.tenant_id)
 
 

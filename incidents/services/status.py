@@ -15,16 +15,16 @@ from .routing import missing, missing_sentence, routing_for
 def status_of(integration: Integration) -> dict[str, Any]:
     routing = routing_for(integration)
     lacking = missing(routing if routing.pk else None)
-    org = ExternalOrganization.objects.filter(integration=integration).aggregate(
+    org = ExternalOrganization.objects.filter(integration_id=integration.pk).aggregate(
         n=Count("id"), unmapped=Count("id", filter=Q(client__isnull=True)))
-    real = Incident.objects.filter(integration=integration, is_test=False)
+    real = Incident.objects.filter(integration_id=integration.pk, is_test=False)
     inc = real.aggregate(
         open=Count("id", filter=Q(is_closed=False)),
         held=Count("id", filter=Q(held=True)),
         open_closed_ticket=Count("id", filter=Q(is_closed=False, ticket__status__is_closed=True)),
         total=Count("id"),
     )
-    esc = Escalation.objects.filter(integration=integration).aggregate(
+    esc = Escalation.objects.filter(integration_id=integration.pk).aggregate(
         open=Count("id", filter=Q(is_closed=False)), overdue=Count("id", filter=Q(overdue=True, is_closed=False)))
     failed = integration.last_poll_ok is False
     return {

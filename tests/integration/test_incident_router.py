@@ -397,3 +397,20 @@ def test_escalations_are_stored_and_make_tickets_only_when_routing_says_so(w):
         t.refresh_from_db()
         bodies = [n.body for n in t.notes.all()]
         assert t.status.is_closed and len(bodies) == 2 and "overdue" in bodies[0] and "resolved" in bodies[1]
+
+
+def test_routing_may_be_saved_before_connecting_and_reads_work_before_setup(tenant_a):
+    api = token_client(tenant_a.api_token)
+    status = ok(api.get("/api/v1/integrations/huntress/status/"))
+    assert status["routing_complete"] is False and status["organization_count"] == 0
+    assert status["account_name"] == "" and status["last_poll_at"] is None
+    assert ok(api.get("/api/v1/integrations/huntress/routing/"))["complete"] is False
+    r = api.post("/api/v1/integrations/huntress/test-incident/", {}, format="json")
+    assert r.status_code == 404 and "not set up yet" in r.json()["detail"]
+    with tenant_context(tenant_a.tenant):
+        board = Board.objects.get(name="Security").pk
+    data = ok(api.put("/api/v1/integrations/huntress/routing/", {"security_board": board}, format="json"))
+    assert data["security_board"] == board and "the fallback client" in data["missing"]
+    with tenant_context(tenant_a.tenant):
+        integration = Integration.objects.get(provider="huntress")
+    assert integration.status == IntegrationStatus.NOT_CONFIGURED and integration.poll_interval_minutes == 5
