@@ -32,6 +32,7 @@ from integrations.errors import (
     AuthFailed,
     BadResponse,
     BlockedURL,
+    NotFound,
     PermissionDenied,
     ProviderError,
     RateLimited,
@@ -175,9 +176,15 @@ class HuntressProvider(Provider):
         escalations = self.iter_escalations(marks.get("escalations")) if self.options.get("poll_escalations") else None
 
         def stream():
+            nonlocal escalations
             yield from incidents
             if escalations is not None:
-                yield from escalations
+                try:
+                    yield from escalations
+                except (NotFound, PermissionDenied) as exc:
+                    # Escalations are secondary: a key or account without them must not stop incident polls.
+                    log.info("huntress escalations not polled: %s", exc)
+                    escalations = None  # their stored mark is kept
 
         def new_cursor() -> str | None:
             runs = {"incidents": incidents, "escalations": escalations}

@@ -153,3 +153,14 @@ def test_parse_webhook_falls_back_to_the_partial_payload_when_huntress_is_down(m
     [rec] = provider().parse_webhook(request)
     assert rec.partial and rec.is_closed and rec.severity == "" and rec.state() == {"is_closed": True}
     assert request.extra["fetch_error"]
+
+
+@pytest.mark.parametrize("code", [403, 404])
+def test_escalations_out_of_reach_do_not_stop_incident_polls(mock, code):
+    mock.get("/incident_reports").respond(200, json={"incident_reports": [report(1, "2025-03-19T13:00:00Z")],
+                                                     "pagination": {}})
+    mock.get("/escalations").respond(code, json={"error": "no"})
+    result = provider().poll_alerts(json.dumps({"escalations": "2025-03-01T00:00:00Z"}))
+    assert [type(r) for r in result.active] == [IncidentRecord]
+    assert json.loads(result.cursor()) == {"incidents": "2025-03-19T13:00:00+00:00",
+                                           "escalations": "2025-03-01T00:00:00+00:00"}
