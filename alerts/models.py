@@ -42,6 +42,9 @@ class InboundEvent(TenantModel):
     processed_at = models.DateTimeField(null=True, blank=True)
     # Processing lease: set when a worker claims the event; a stale lease means the worker died mid-task.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by the claiming drain's heartbeat while it lives (alerts.services.lease); the lease runs from
+    # the later of the two, so a short lease never takes an event from a live worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set by the replay endpoint; the next run re-evaluates unmapped/ignored alerts of this event.
     replay_requested_at = models.DateTimeField(null=True, blank=True)
 
@@ -86,12 +89,52 @@ class AlertGroup(TenantModel):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Occurrence notes coalesce (alerts.services.occurrences): the last note's time and the count it covered,
+    # and the first firing since then that no note has told yet.
+    noted_at = models.DateTimeField(null=True, blank=True)
+    noted_count = models.PositiveIntegerField(default=1)
+    unnoted_since = models.DateTimeField(null=True, blank=True)
+    # Resolved while flapping (alerts.services.flapping): the ticket closes once stable since this moment.
+    flap_hold_at = models.DateTimeField(null=True, blank=True)
+    # Held in an alert storm's ticket (alerts.services.storm) instead of a ticket of its own.
+    storm = models.ForeignKey("alerts.AlertStorm", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="groups")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "dedup_key"], condition=Q(state="open"), name="one_open_group_per_key"),
         ]
-        indexes = [models.Index(fields=["tenant", "ticket"])]
+        indexes = [
+            models.Index(fields=["tenant", "ticket"]),
+            models.Index(fields=["unnoted_since"], name="group_unnoted", condition=Q(unnoted_since__isnull=False)),
+            models.Index(fields=["flap_hold_at"], name="group_flap_hold", condition=Q(flap_hold_at__isnull=False)),
+        ]
+
+
+class AlertStorm(TenantModel):
+    """A burst of new conditions from one integration for one client, held in one ticket (alerts.services.storm).
+
+    At most one open storm per (integration, client): concurrent alerts of a storm share its row and ticket."""
+
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey("psa.Client", on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey("tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="storms")
+    state = models.CharField(max_length=10, default="open")  # open | closed
+    alert_count = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_alert_at = models.DateTimeField()
+    # Storm notes coalesce like occurrence notes: the last one's time and the alert count it covered.
+    noted_at = models.DateTimeField(null=True, blank=True)
+    noted_count = models.PositiveIntegerField(default=0)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "client"], condition=Q(state="open"),
+                                    name="one_open_storm_per_client"),
+        ]
 
 
 class Alert(TenantModel):
@@ -154,6 +197,9 @@ class Alert(TenantModel):
             # Side effects waiting for a retry (health, /metrics): few rows, never a scan of all alerts.
             models.Index(fields=["tenant", "integration"], name="alert_side_effects_waiting",
                          condition=Q(reset_status__in=["pending", "failed"])),
+            # Flapping: a condition's recent resolves (alerts.services.flapping); resolved rows only.
+            models.Index(fields=["tenant", "dedup_key", "resolved_at"], name="alert_condition_resolves",
+                         condition=Q(resolved_at__isnull=False)),
         ]
 
 
@@ -183,6 +229,11 @@ class AlertRule(TenantModel):
     notify_email = models.BooleanField(default=False)
     auto_close = models.BooleanField(default=True)
     reset_on_close = models.BooleanField(default=True)
+    # At most one "fired again" note per ticket per this many minutes (0: one per firing).
+    occurrence_note_minutes = models.PositiveIntegerField(default=5)
+    # A firing within this many hours of its condition's automatic close reopens that ticket if nobody
+    # touched it (0: a new ticket, as before).
+    reopen_window_hours = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -53,6 +53,22 @@ def reevaluate_ended_windows():
     return run()
 
 
+@shared_task(name="alerts.flush_occurrence_notes")
+def flush_occurrence_notes():
+    """Cross-tenant: the summary note of firings that were coalesced for a whole interval."""
+    from alerts.services import occurrences, storm
+
+    return {**occurrences.flush_due(), "storm_notes": storm.flush_due()}
+
+
+@shared_task(name="alerts.close_stable_flapping")
+def close_stable_flapping():
+    """Cross-tenant: tickets of flapping conditions that have been stable (resolved) long enough close."""
+    from alerts.services.flapping import close_stable
+
+    return close_stable()
+
+
 @shared_task(base=TenantTask, name="alerts.reset_alerts_for_ticket", bind=True, acks_late=True)
 def reset_alerts_for_ticket(self, tenant_id: int, ticket_id: int):
     from alerts.services.lifecycle import reset_alerts_for_ticket as run

@@ -171,8 +171,12 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
-    "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 60.0},
+    # Every 10 s: a killed worker's events (its 20 s lease not renewed) are taken over within ~30 s.
+    "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 10.0},
     "alerts-reevaluate-maintenance": {"task": "alerts.reevaluate_ended_windows", "schedule": 60.0},
+    # Noise control: coalesced occurrence notes written; flapping conditions' tickets closed once stable.
+    "alerts-flush-occurrence-notes": {"task": "alerts.flush_occurrence_notes", "schedule": 60.0},
+    "alerts-close-stable-flapping": {"task": "alerts.close_stable_flapping", "schedule": 60.0},
     # Side effects due and in no worker's hands (a broker outage, a killed worker): published again.
     "outbox-sweep": {"task": "outbox.sweep", "schedule": 30.0},
     # Quiet-provider alarm (integrations.services.health): notifies admins once per alarm.

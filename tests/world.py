@@ -278,6 +278,16 @@ def _alert(w):
     )
 
 
+@factory("alerts.AlertStorm")
+def _alert_storm(w):
+    now = _now()
+    storm = _model("alerts.AlertStorm").objects.create(
+        integration=w.get("integrations.Integration"), client=w.get("psa.Client"), ticket=w.get("tickets.Ticket"),
+        alert_count=3, started_at=now, last_alert_at=now)
+    _model("alerts.AlertGroup").objects.filter(pk=w.get("alerts.AlertGroup").pk).update(storm=storm)
+    return storm
+
+
 @factory("alerts.AlertRule")
 def _alert_rule(w):
     rule = _model("alerts.AlertRule").objects.create(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
@@ -130,7 +130,7 @@ cand AS (
             -- choose among different rows instead of all choosing (and then skipping) the same ones.
             SELECT e.id, e.received_at FROM {ev} e
             WHERE e.integration_id = ints.integration_id AND e.status = %(accepted)s
-              AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
+              AND (e.claimed_at IS NULL OR COALESCE(e.heartbeat_at, e.claimed_at) < %(stale)s)
             ORDER BY e.received_at, e.id LIMIT %(k)s
             FOR UPDATE OF e SKIP LOCKED
         ) w
@@ -138,9 +138,10 @@ cand AS (
     ORDER BY lane, c.rn, c.id
     LIMIT %(turn)s
 )
-UPDATE {ev} AS e SET claimed_at = %(now)s, attempts = e.attempts + 1
+UPDATE {ev} AS e SET claimed_at = %(now)s, heartbeat_at = NULL, attempts = e.attempts + 1
 FROM cand
-WHERE e.id = cand.id AND e.status = %(accepted)s AND (e.claimed_at IS NULL OR e.claimed_at < %(stale)s)
+WHERE e.id = cand.id AND e.status = %(accepted)s
+  AND (e.claimed_at IS NULL OR COALESCE(e.heartbeat_at, e.claimed_at) < %(stale)s)
 RETURNING e.id, e.tenant_id, cand.lane, cand.rn"""
     return _CLAIM_SQL
 
@@ -164,7 +165,7 @@ def _claim_turn_portable(now: dt.datetime) -> list[Claimed]:
     rows = list(
         InboundEvent.objects.unscoped()
         .filter(status=InboundEventStatus.ACCEPTED)
-        .exclude(claimed_at__gte=now - events.lease())
+        .exclude(_live(now))
         .order_by("received_at", "id")
         .values_list("pk", "tenant_id")[: turn_size()]
     )
@@ -173,17 +174,24 @@ def _claim_turn_portable(now: dt.datetime) -> list[Claimed]:
         taken = (
             InboundEvent.objects.unscoped()
             .filter(pk=pk, status=InboundEventStatus.ACCEPTED)
-            .exclude(claimed_at__gte=now - events.lease())
-            .update(claimed_at=now, attempts=F("attempts") + 1)
+            .exclude(_live(now))
+            .update(claimed_at=now, heartbeat_at=None, attempts=F("attempts") + 1)
         )
         if taken:
             claimed.append(Claimed(pk, tenant_id, now))
     return claimed
 
 
+def _live(now: dt.datetime) -> Q:
+    """A claim still held: claimed, or heartbeat, within the lease."""
+    stale = now - events.lease()
+    return Q(claimed_at__gte=stale) | Q(heartbeat_at__gte=stale)
+
+
 # -- draining ---------------------------------------------------------------------------------------
 def drain(max_seconds: float | None = None) -> dict[str, int]:
     """Claim and process turns until nothing waits or the time is up (then hand over to a new drain)."""
+    from alerts.services.lease import Heartbeat
     from alerts.services.processing import Deferred, process_claimed
 
     _clear_wake()
@@ -209,19 +217,24 @@ def drain(max_seconds: float | None = None) -> dict[str, int]:
             e.pk: e
             for e in InboundEvent.objects.unscoped().select_related("integration").filter(pk__in=[c.id for c in turn])
         }
-        for claimed in turn:
-            event = events_by_id.get(claimed.id)
-            if event is None:
-                continue
-            with tenant_context(claimed.tenant_id):
-                try:
-                    process_claimed(event, claimed.fence, defer_transient=True)
-                    totals["processed"] += 1
-                except Deferred:
-                    totals["deferred"] += 1
-                except Exception:  # one poison event must never stop the others of its turn
-                    totals["failed"] += 1
-                    log.exception("inbound event %s could not be processed", claimed.id)
+        # The turn's events are processed one by one: a heartbeat keeps the claim of those still waiting
+        # (and of the one in hand) alive, so the lease can be short and a dead worker's turn comes back fast.
+        with Heartbeat(turn[0].fence, [c.id for c in turn]) as heartbeat:
+            for claimed in turn:
+                event = events_by_id.get(claimed.id)
+                if event is None:
+                    heartbeat.done(claimed.id)
+                    continue
+                with tenant_context(claimed.tenant_id):
+                    try:
+                        process_claimed(event, claimed.fence, defer_transient=True)
+                        totals["processed"] += 1
+                    except Deferred:
+                        totals["deferred"] += 1
+                    except Exception:  # one poison event must never stop the others of its turn
+                        totals["failed"] += 1
+                        log.exception("inbound event %s could not be processed", claimed.id)
+                heartbeat.done(claimed.id)
         if time.monotonic() >= deadline:
             wake(force=True)  # more may wait: a fresh task continues (keeps this one short)
             break
@@ -236,17 +249,20 @@ def claimable_exists(now: dt.datetime | None = None) -> bool:
     """Whether a waiting event nobody holds a live claim on exists (a plain read: takes no lock)."""
     now = now or timezone.now()
     return (InboundEvent.objects.unscoped().filter(status=InboundEventStatus.ACCEPTED)
-            .exclude(claimed_at__gte=now - events.lease()).exists())
+            .exclude(_live(now)).exists())
 
 
 def due_backlog(now: dt.datetime | None = None) -> int:
     """Events that should have been processed by now: older than the sweep age and not held by a live
     claim (a lost wake, a dead worker's expired claim, an event whose backoff is over)."""
     now = now or timezone.now()
+    # A claim that ran out (a dead worker, an event given back with a backoff) is due at once; an event
+    # never claimed is left to its own wake for sweep_after.
     return (
         InboundEvent.objects.unscoped()
-        .filter(status=InboundEventStatus.ACCEPTED, received_at__lt=now - events.sweep_after())
-        .exclude(claimed_at__gte=now - events.lease())
+        .filter(Q(received_at__lt=now - events.sweep_after()) | Q(claimed_at__isnull=False),
+                status=InboundEventStatus.ACCEPTED)
+        .exclude(_live(now))
         .count()
     )
 

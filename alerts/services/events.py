@@ -33,8 +33,10 @@ def sweep_after() -> dt.timedelta:
 
 
 def lease() -> dt.timedelta:
-    """How long a claimed event belongs to its worker before another may take it over."""
-    return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_LEASE_SECONDS", 300))
+    """How long a claimed event belongs to its worker without a heartbeat (alerts.services.lease)."""
+    from alerts.services.lease import lease as inbound_lease
+
+    return inbound_lease()
 
 
 def body_delivery_id(body: bytes) -> str:
@@ -171,10 +173,20 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
     claim takes them (FOR UPDATE SKIP LOCKED), so two sweepers never cause double processing."""
     found = dispatch.due_backlog(now)
     woke = dispatch.wake(force=True) if found else False
-    dispatch.watch_backlogs()
+    if _minute_passed():  # the backlog watch compares sweeps a minute apart
+        dispatch.watch_backlogs()
     if found:
         log.info("swept: %d inbound events waiting, drain %s", found, "woken" if woke else "not published")
     return {"found": found, "enqueued": found if woke else 0}
+
+
+def _minute_passed() -> bool:
+    from django.core.cache import cache
+
+    try:
+        return bool(cache.add("psa:intake:backlog-watch", 1, timeout=55))
+    except Exception:  # noqa: BLE001 - no cache: no history to compare either
+        return False
 
 
 def claim(event_id: int) -> dt.datetime | None:
@@ -183,8 +195,9 @@ def claim(event_id: int) -> dt.datetime | None:
     now = timezone.now()
     taken = (
         InboundEvent.objects.filter(pk=event_id, status=InboundEventStatus.ACCEPTED)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - lease()))
-        .update(claimed_at=now, attempts=F("attempts") + 1)
+        .filter(Q(claimed_at__isnull=True) | (Q(claimed_at__lt=now - lease())
+                                              & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - lease()))))
+        .update(claimed_at=now, heartbeat_at=None, attempts=F("attempts") + 1)
     )
     return now if taken else None
 
@@ -197,6 +210,7 @@ def request_replay(event: InboundEvent) -> bool:
     InboundEvent.objects.filter(pk=event.pk).update(
         status=InboundEventStatus.ACCEPTED,
         claimed_at=None,
+        heartbeat_at=None,
         replay_requested_at=now,
         enqueued_at=now,
         attempts=0,

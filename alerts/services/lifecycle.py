@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
-from alerts.services import dedup, trace
+from alerts.services import dedup, flapping, trace
 from tickets.models import NoteKind, Ticket
 from tickets.services import add_note, human_touched, update_ticket
 
@@ -82,6 +82,13 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
             held = f" The ticket stays open: {others} other alert(s) on it are still active."
         elif touched:
             held = " The ticket stays open because someone has worked on it."
+        elif cycles := flapping.is_flapping(alert, at):
+            # Flapping: no close (and no note) at each resolve; it closes once stable (flapping.close_stable).
+            flap_note = flapping.hold(alert, ticket, at, cycles)
+            if flap_note:
+                add_note(ticket, kind=NoteKind.SYSTEM, body=f"{note} {flap_note}", savepoint=False)
+            _decided(alert, "held", f"Ticket #{ticket.number} not closed: the condition is flapping.")
+            return outcome
         else:
             closed = _closed_status(ticket.board)
             if closed is None:

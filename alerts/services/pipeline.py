@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import cache as config_cache
-from alerts.services import dedup, effects, lifecycle, rowsql, ticketing, trace
+from alerts.services import dedup, effects, lifecycle, occurrences, reopen, rowsql, storm, ticketing, trace
 from alerts.services.attribution import Attribution, attribute
 from alerts.services.sql import insert_returning_id
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
@@ -230,6 +230,21 @@ def _attach(alert: Alert, rule, ctx: dict, now, steps: list) -> tuple[int, bool]
                 steps.append(trace.merged_entry(merge_into))
                 return merge_into, False
             merge_into = None  # closed meanwhile: this condition gets its own ticket
+        if row.ticket_id is None and not alert.is_test:
+            # A new condition: its recently auto-closed ticket reopens (the rule's reopen window), or an
+            # integration's burst of new conditions goes into one storm ticket (alerts.services.storm).
+            held = reopen.try_reopen(alert, rule, ctx, now)
+            decision = "reopened" if held else "storm"
+            held = held or storm.join(alert, rule, ctx, row, now)
+            if held:
+                if decision == "reopened":
+                    rowsql.update_row(AlertGroup, row.id, {"ticket": held})
+                steps.append(trace.entry("dedup", decision, f"Ticket #{_number(held)} "
+                                         + ("reopened: the condition fired again soon after its automatic close."
+                                            if decision == "reopened" else
+                                            "holds this integration's alert storm (too many new conditions a minute).")
+                                         , ticket=held))
+                return held, False
         if row.ticket_id is None:  # a new group (or its ticket was deleted): make the ticket now
             ticket = ticketing.create_alert_ticket(alert, rule, ctx)
             rowsql.update_row(AlertGroup, row.id, {"ticket": ticket.pk})
@@ -240,14 +255,22 @@ def _attach(alert: Alert, rule, ctx: dict, now, steps: list) -> tuple[int, bool]
             if not alert.is_test:  # a test ticket notifies nobody
                 effects.enqueue_ticket_created(alert, ticket.pk, rule)  # outbox rows, in this transaction
             return ticket.pk, True
-        if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count):
+        note = occurrences.note_for(row, rule, alert, ctx, now)  # None: coalesced into a later note
+        if not ticketing.record_occurrence(row.ticket_id, alert, ctx, row.occurrence_count, note=note):
             # The ticket was closed without us hearing of it: retire the group and open a new one.
             dedup.close_stale_group(row.id, undo_increment=True)
             reopened = True
             continue
+        occurrences.remember(row, note is not None, now)
         steps.append(trace.occurrence_entry(row.ticket_id, row.occurrence_count))
         return row.ticket_id, False
     raise RuntimeError(f"could not settle the open group of {alert.dedup_key}")
+
+
+def _number(ticket_id: int):
+    from tickets.models import Ticket
+
+    return Ticket.objects.filter(pk=ticket_id).values_list("number", flat=True).first()
 
 
 def _known(integration, alert: Alert, na: NormalizedAlert, source: str, at) -> Alert:

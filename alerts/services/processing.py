@@ -93,8 +93,9 @@ def _claim_sql() -> str:
         ev_cols = ", ".join(f"c.{q(f.column)}" for f in ev.concrete_fields)
         it_cols = ", ".join(f"i.{q(f.column)}" for f in it.concrete_fields)
         _CLAIM_SQL = (
-            f"WITH c AS (UPDATE {q(ev.db_table)} SET claimed_at = %s, attempts = attempts + 1"
-            f" WHERE id = %s AND tenant_id = %s AND status = %s AND (claimed_at IS NULL OR claimed_at < %s)"
+            f"WITH c AS (UPDATE {q(ev.db_table)} SET claimed_at = %s, heartbeat_at = NULL, attempts = attempts + 1"
+            f" WHERE id = %s AND tenant_id = %s AND status = %s"
+            f" AND (claimed_at IS NULL OR COALESCE(heartbeat_at, claimed_at) < %s)"
             f" RETURNING *)"
             f" SELECT {ev_cols}, {it_cols} FROM c JOIN {q(it.db_table)} i ON i.id = c.integration_id"
         )
@@ -151,10 +152,13 @@ def _from_row(model, values):
 
 def process_event(event_id: int) -> dict | None:
     """Claim one event and process it (the per-event task; transient trouble raises for its retry)."""
+    from alerts.services.lease import Heartbeat
+
     event, fence = claim_and_load(event_id)
     if event is None:
         return None  # processed, failed, duplicate, or another worker holds it
-    return process_claimed(event, fence)
+    with Heartbeat(fence, [event_id]):
+        return process_claimed(event, fence)
 
 
 class Deferred(Exception):
@@ -281,7 +285,8 @@ def _release(event_id: int, fence, delay: dt.timedelta | None = None) -> None:
     than the lease is free to take): the event waits that long before the next attempt."""
     claimed_at = None if delay is None else timezone.now() - events.lease() + delay
     try:
-        InboundEvent.objects.unscoped().filter(pk=event_id, claimed_at=fence).update(claimed_at=claimed_at)
+        InboundEvent.objects.unscoped().filter(pk=event_id, claimed_at=fence).update(claimed_at=claimed_at,
+                                                                                      heartbeat_at=None)
     except DatabaseError:
         pass
 

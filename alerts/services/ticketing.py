@@ -72,10 +72,12 @@ def create_alert_ticket(alert: Alert, rule: AlertRule, ctx: dict) -> Ticket:
     return ticket
 
 
-def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int, merged: bool = False) -> bool:
+def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int, merged: bool = False,
+                      note: str | None = "") -> bool:
     """Count a repeat firing on the open ticket; False (and nothing written) if the ticket is closed.
 
-    ``merged``: another condition on the same device, put on this ticket by a rule that merges."""
+    ``merged``: another condition on the same device, put on this ticket by a rule that merges.
+    ``note``: the note to write ("" for the default text, None for none: coalesced, alerts.services.occurrences)."""
     from alerts.services import rowsql
 
     # One UPDATE by primary key (no ORM query building): only while the ticket is open.
@@ -89,7 +91,11 @@ def record_occurrence(ticket_id: int, alert: Alert, ctx: dict, count: int, merge
     )
     if not bumped:
         return False
-    if merged:
+    if note is None:
+        return True
+    if note:
+        body = note
+    elif merged:
         body = (f"Alert merged into this ticket (the device already had it open): {describe(alert, ctx)} "
                 f"at {_when(alert.last_seen)}. {alert.provider} alert {alert.external_id}.")
     else:
