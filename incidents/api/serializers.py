@@ -51,7 +51,9 @@ def routing_data(routing, integration) -> dict:
     return data
 
 
-class StatusSerializer(serializers.Serializer):
+class IncidentStatusSerializer(serializers.Serializer):
+    """The status card's figures (names of ../shared/API.md, then additions)."""
+
     account_name = serializers.CharField()
     organization_count = serializers.IntegerField()
     unmapped_count = serializers.IntegerField()
@@ -60,9 +62,42 @@ class StatusSerializer(serializers.Serializer):
     last_poll_ok = serializers.BooleanField(allow_null=True)
     last_poll_error = serializers.CharField()
     routing_complete = serializers.BooleanField()
+    connection_status = serializers.CharField()
+    incident_count = serializers.IntegerField()
+    held_incident_count = serializers.IntegerField(help_text="Incidents waiting for a complete routing.")
+    open_incidents_with_closed_ticket = serializers.IntegerField()
+    open_escalation_count = serializers.IntegerField()
+    overdue_escalation_count = serializers.IntegerField()
+    last_poll_message = serializers.CharField(help_text='"Last poll failed: <reason>", or "".')
+    next_poll_at = serializers.DateTimeField(allow_null=True)
+    poll_interval_minutes = serializers.IntegerField()
+    routing_missing = serializers.ListField(child=serializers.CharField())
+    routing_message = serializers.CharField()
+
+
+class LandingSerializer(serializers.Serializer):
+    """Where a test incident's ticket landed."""
+
+    incident = serializers.IntegerField()
+    external_id = serializers.CharField()
+    routed_to = serializers.CharField(help_text='"mapped" (security board) or "fallback" (triage board).')
+    ticket = serializers.IntegerField(allow_null=True)
+    ticket_number = serializers.IntegerField(allow_null=True)
+    title = serializers.CharField()
+    board = serializers.IntegerField(allow_null=True)
+    board_name = serializers.CharField()
+    client = serializers.IntegerField(allow_null=True)
+    client_name = serializers.CharField()
+    priority = serializers.IntegerField(allow_null=True)
+    priority_name = serializers.CharField()
+    status_name = serializers.CharField()
+    is_closed = serializers.BooleanField()
 
 
 class IncidentSerializer(TenantModelSerializer):
+    url = serializers.CharField(read_only=True, help_text="The report in the provider's portal, or \"\".")
+    routed_to = serializers.CharField(
+        read_only=True, help_text='"mapped" (security board), "fallback" (triage board), or "" before its ticket.')
     ticket_number = serializers.IntegerField(source="ticket.number", read_only=True, default=None)
     board = serializers.IntegerField(source="ticket.board_id", read_only=True, default=None)
     client = serializers.IntegerField(source="ticket.client_id", read_only=True, default=None)
@@ -76,6 +111,8 @@ class IncidentSerializer(TenantModelSerializer):
 
 
 class EscalationSerializer(TenantModelSerializer):
+    url = serializers.CharField(read_only=True, help_text="The escalation in the provider's portal, or \"\".")
+
     class Meta:
         model = Escalation
         fields = ["id", "provider", "external_id", "ticket", "subject", "type", "subtype", "message", "severity",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
@@ -23,8 +24,9 @@ from psa.api.viewsets import TenantViewSetMixin
 from .serializers import (
     EscalationSerializer,
     IncidentSerializer,
+    IncidentStatusSerializer,
+    LandingSerializer,
     RoutingSerializer,
-    StatusSerializer,
     TestIncidentSerializer,
     routing_data,
 )
@@ -96,7 +98,7 @@ class RoutingView(APIView):
 
 class StatusView(APIView):
     permission_classes = [IsTenantAdmin]
-    serializer_class = StatusSerializer
+    serializer_class = IncidentStatusSerializer
 
     def get(self, request):
         return Response(status_of(integration_of(request)))
@@ -108,6 +110,7 @@ class TestIncidentView(APIView):
     permission_classes = [IsTenantAdmin]
     serializer_class = TestIncidentSerializer
 
+    @extend_schema(request=TestIncidentSerializer, responses={201: LandingSerializer})
     def post(self, request):
         integration = saved_integration_of(request)
         ser = TestIncidentSerializer(data=request.data)
@@ -130,7 +133,9 @@ class TestIncidentCloseView(APIView):
 
     permission_classes = [IsTenantAdmin]
     isolation_model = Incident
+    serializer_class = LandingSerializer
 
+    @extend_schema(request=None, responses=LandingSerializer)
     def post(self, request, pk: int):
         integration = saved_integration_of(request)
         incident = Incident.objects.filter(integration=integration, is_test=True, pk=pk).first()
