@@ -66,6 +66,9 @@ class AssetExternalId(TenantModel):
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="external_ids")
     provider = models.CharField(max_length=30)
     external_id = models.CharField(max_length=255)
+    # A digest of the device record last applied through this identity (and of the sync's settings):
+    # a device sync skips a device whose record did not change ("" = unknown: apply it).
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

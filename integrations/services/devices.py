@@ -8,12 +8,18 @@ retiring the unseen ones is one UPDATE at the end.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count, Max
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from assets.models import Asset, AssetExternalId, AssetStatus, AssetType, Software
@@ -22,6 +28,7 @@ from integrations.errors import BlockedURL
 from integrations.models import Integration, Job
 from integrations.records import DeviceRecord
 from integrations.registry import get_provider
+from psa.models import Contact
 
 from . import fieldmap
 from .contacts import ContactIndex
@@ -104,11 +111,13 @@ def _apply(asset: Asset, d: DeviceRecord, client_id: int, site_id: int | None, n
 class _Totals:
     def __init__(self) -> None:
         self.created = self.updated = self.matched_by_serial = self.skipped_unmapped = self.total = 0
+        self.unchanged = 0  # seen, record unchanged since the last sync: not rewritten
         self.asset_ids: list[int] = []  # the assets written, in record order (live changes report them)
 
     def as_dict(self, retired: int) -> dict[str, int]:
         return {"created": self.created, "updated": self.updated, "matched_by_serial": self.matched_by_serial,
-                "retired": retired, "skipped_unmapped": self.skipped_unmapped, "total": self.total}
+                "unchanged": self.unchanged, "retired": retired, "skipped_unmapped": self.skipped_unmapped,
+                "total": self.total}
 
 
 def sync_devices(integration: Integration, job: Job | None = None,
@@ -125,29 +134,67 @@ def sync_devices(integration: Integration, job: Job | None = None,
     totals = _Totals()
     provider = get_provider(integration)
     mapping = fieldmap.effective(type(provider), integration.settings)
-    with http.tally() as calls:
-        try:
-            devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
-            for chunk in _chunks(devices, BATCH):
-                apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals, mapping=mapping)
-                if reporter:
-                    reporter.advance(len(chunk))
-            report = provider.device_sync_report() if resolved else {}
-        finally:
-            provider.close()
-    if calls.all_refused:
-        # The provider carried on past each refused call (per organization, say) and listed nothing:
-        # that is not an empty account. Fail before retiring anything, with the guard's reason.
-        raise BlockedURL(calls.refusal)
-    retired = 0
-    if full and mapped_clients:
-        # Every asset seen above has updated_at >= started; the rest of this provider's assets are gone.
-        retired = (
-            Asset.objects.filter(client_id__in=mapped_clients, retired_at__isnull=True, updated_at__lt=started,
-                                 external_ids__provider=slug)
-            .update(retired_at=timezone.now())
-        )
+    salt = sync_salt(integration, mapping)
+    seen = SeenAssets()
+    try:
+        with http.tally() as calls:
+            try:
+                devices = iter(provider.iter_devices(set(resolved))) if resolved else iter(())
+                for chunk in _chunks(devices, BATCH):
+                    apply_devices(integration, chunk, resolved=resolved, started=started, totals=totals,
+                                  mapping=mapping, salt=salt, seen=seen)
+                    if reporter:
+                        reporter.advance(len(chunk))
+                report = provider.device_sync_report() if resolved else {}
+            finally:
+                provider.close()
+        if calls.all_refused:
+            # The provider carried on past each refused call (per organization, say) and listed nothing:
+            # that is not an empty account. Fail before retiring anything, with the guard's reason.
+            raise BlockedURL(calls.refusal)
+        retired = 0
+        if full and mapped_clients:
+            # Every asset written above has updated_at >= started, the unchanged ones are in ``seen``; the
+            # rest of this provider's assets are gone.
+            retired = seen.exclude(
+                Asset.objects.filter(client_id__in=mapped_clients, retired_at__isnull=True, updated_at__lt=started,
+                                     external_ids__provider=slug)
+            ).update(retired_at=timezone.now())
+    finally:
+        seen.close()
     return _with_report(totals.as_dict(retired), report)
+
+
+class SeenAssets:
+    """Assets a sync saw but did not rewrite (their record did not change). On PostgreSQL their ids go to a
+    temporary table of this session (no asset row is written for them; memory stays flat); elsewhere
+    their ``updated_at`` is bumped like a written row's."""
+
+    def __init__(self) -> None:
+        self.table = ""
+        if connection.vendor == "postgresql":
+            self.table = f"sync_seen_{uuid.uuid4().hex[:16]}"
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE TEMPORARY TABLE {self.table} (id bigint NOT NULL)")
+
+    def add(self, asset_ids: list[int], now) -> None:
+        if not asset_ids:
+            return
+        if not self.table:
+            Asset.objects.filter(pk__in=asset_ids).update(updated_at=now)
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {self.table} (id) SELECT unnest(%s::bigint[])", [list(asset_ids)])
+
+    def exclude(self, queryset):
+        """``queryset`` without the assets seen so far."""
+        return queryset.exclude(pk__in=RawSQL(f"SELECT id FROM {self.table}", ())) if self.table else queryset
+
+    def close(self) -> None:
+        if self.table:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            self.table = ""
 
 
 def _with_report(summary: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -168,13 +215,16 @@ def target_for(d: DeviceRecord, resolved: dict[str, tuple[int, int | None]]) -> 
 
 def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
                   resolved: dict[str, tuple[int, int | None]], started=None, totals: _Totals | None = None,
-                  mapping: dict[str, str] | None = None, partial: bool = False) -> _Totals:
+                  mapping: dict[str, str] | None = None, partial: bool = False, salt: str = "",
+                  seen: SeenAssets | None = None) -> _Totals:
     """Apply a batch of device records to assets: the device sync and live device changes alike.
 
     ``resolved``: organization external id -> (client id, site id) of the mapped organizations;
     a device of another organization is skipped. ``partial`` records carry only some fields: those
     are set, the rest kept, and one that names no organization keeps its asset's client.
-    ``mapping``: the field mapping (default: the integration's effective one).
+    ``mapping``: the field mapping (default: the integration's effective one). ``salt``: the sync's
+    settings digest (``sync_salt``); with it, a device whose record did not change is skipped (counted
+    ``unchanged``); without it (live changes) every record is applied.
     """
     tenant_id, slug = integration.tenant_id, integration.provider
     totals = totals if totals is not None else _Totals()
@@ -195,22 +245,41 @@ def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
         return totals
     now = timezone.now()
     with transaction.atomic():
-        known = {
-            x.external_id: x.asset
-            for x in AssetExternalId.objects.select_related("asset").filter(provider=slug, external_id__in=list(records))
+        # (identity id, asset id, fingerprint, client id, site id, retired) of the devices we know.
+        rows = {
+            ext: rest for ext, *rest in AssetExternalId.objects.filter(provider=slug, external_id__in=list(records))
+            .values_list("external_id", "pk", "asset_id", "fingerprint", "asset__client_id", "asset__site_id",
+                         "asset__retired_at")
         }
         devices: dict[str, tuple[DeviceRecord, int, int | None]] = {}
         for ext_id, d in records.items():
             target = target_for(d, resolved)
-            if target is None and partial and not d.organization_external_id and ext_id in known:
-                target = (known[ext_id].client_id, known[ext_id].site_id)  # the event did not say: keep it
+            if target is None and partial and not d.organization_external_id and ext_id in rows:
+                target = (rows[ext_id][3], rows[ext_id][4])  # the event did not say: keep it
             if target is None:
                 totals.skipped_unmapped += 1
                 continue
             devices[ext_id] = (d, *target)
         if not devices:
             return totals
-        by_serial = _serial_candidates(slug, devices, known, started)
+        # A device whose record (and the sync's settings) did not change since its last sync, still in the
+        # same client and site and not retired, is only marked as seen: one narrow UPDATE for the batch.
+        digests = {ext: record_fingerprint(d, salt) for ext, (d, _c, _s) in devices.items()} if salt else {}
+        unchanged = [ext for ext, (_d, client_id, site_id) in devices.items()
+                     if ext in rows and digests.get(ext) and rows[ext][2] == digests[ext]
+                     and (rows[ext][3], rows[ext][4]) == (client_id, site_id) and rows[ext][5] is None]
+        if unchanged:
+            ids = [rows[ext][1] for ext in unchanged]
+            if seen is not None:
+                seen.add(ids, now)
+            else:
+                Asset.objects.filter(pk__in=ids).update(updated_at=now)
+            totals.unchanged += len(unchanged)
+            for ext in unchanged:
+                del devices[ext]
+        assets = Asset.objects.in_bulk([rows[ext][1] for ext in devices if ext in rows])
+        known = {ext: assets[rows[ext][1]] for ext in devices if ext in rows and rows[ext][1] in assets}
+        by_serial = _serial_candidates(slug, devices, known, started, seen) if devices else {}
         to_create: list[tuple[str, Asset]] = []
         to_attach: list[tuple[str, Asset]] = []
         to_update: dict[int, Asset] = {}
@@ -240,16 +309,56 @@ def apply_devices(integration: Integration, chunk: list[DeviceRecord], *,
             _bulk_update(tenant_id, sorted(to_update.values(), key=lambda a: a.pk))
             totals.updated += len(to_update) - len(to_attach)
         identities = [
-            AssetExternalId(tenant_id=tenant_id, asset=a, provider=slug, external_id=ext_id)
+            AssetExternalId(tenant_id=tenant_id, asset=a, provider=slug, external_id=ext_id,
+                            fingerprint=digests.get(ext_id, ""))
             for ext_id, a in to_create + to_attach
         ]
         if identities:
             AssetExternalId.objects.bulk_create(identities, batch_size=BATCH)
+        # Known identities take the new digest ("" for a partial record: the next full sync applies it all).
+        _set_fingerprints([(rows[ext][0], digests.get(ext, "")) for ext in devices if ext in rows
+                           and rows[ext][2] != digests.get(ext, "")])
         if software:
             _replace_software(tenant_id, slug, software.values())
         totals.asset_ids.extend(a.pk for _, a in to_create)
         totals.asset_ids.extend(to_update)
     return totals
+
+
+FINGERPRINT_VERSION = 1
+
+
+def sync_salt(integration: Integration, mapping: dict[str, str]) -> str:
+    """What besides the device record decides an asset: the field mapping, the integration's settings
+    (e.g. NinjaOne's node class table) and the contacts (count and newest, for contact linking). Any
+    change makes every device of the next sync be applied again."""
+    contacts = Contact.objects.aggregate(n=Count("id"), last=Max("id"))
+    payload = [FINGERPRINT_VERSION, mapping, integration.settings or {}, contacts["n"], contacts["last"]]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def record_fingerprint(d: DeviceRecord, salt: str) -> str:
+    """A digest of one device record as the provider gave it (its raw payload, else its fields)."""
+    body = d.raw if d.raw else dataclasses.asdict(d)
+    # Keys in the provider's own order: the same record from the same API serializes the same way, and a
+    # reordered one costs one rewrite, not a wrong skip.
+    data = json.dumps([salt, d.organization_external_id, d.site_external_id, body], default=str)
+    return hashlib.sha1(data.encode(), usedforsecurity=False).hexdigest()
+
+
+def _set_fingerprints(pairs: list[tuple[int, str]]) -> None:
+    """identity id -> fingerprint, one UPDATE per batch."""
+    if not pairs:
+        return
+    if connection.vendor != "postgresql":
+        for pk, fp in pairs:
+            AssetExternalId.objects.filter(pk=pk).update(fingerprint=fp)
+        return
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(AssetExternalId._meta.db_table)} AS x SET fingerprint = v.fp "
+           f"FROM (VALUES {', '.join(['(%s::bigint, %s)'] * len(pairs))}) AS v(id, fp) WHERE x.id = v.id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for pair in pairs for value in pair])
 
 
 def _link_contacts(assets: list[Asset]) -> None:
@@ -287,7 +396,8 @@ def _bulk_update(tenant_id: int, assets: list[Asset]) -> None:
         cursor.execute(sql, [*params, tenant_id])
 
 
-def _serial_candidates(slug: str, devices: dict, known: dict, started) -> dict[tuple[int, str], Asset]:
+def _serial_candidates(slug: str, devices: dict, known: dict, started,
+                       seen: SeenAssets | None = None) -> dict[tuple[int, str], Asset]:
     """Existing assets of the same client with the same serial, for devices with no identity yet."""
     wanted = {
         (client_id, serial)
@@ -302,13 +412,10 @@ def _serial_candidates(slug: str, devices: dict, known: dict, started) -> dict[t
     found: dict[tuple[int, str], Asset] = {}
     # Prefer assets that have no identity in this provider yet (a reinstalled agent leaves one behind;
     # an asset created by hand has none), then the most recently updated one. An asset another
-    # device already claimed in this sync (updated_at >= started) is not a candidate.
-    candidates = list(
-        Asset.objects.filter(client_id__in=clients, serial_number__in=serials)
-        .exclude(pk__in=taken)
-        .exclude(updated_at__gte=started)
-        .order_by("-updated_at", "-id")
-    )
+    # device already claimed in this sync (updated_at >= started, or seen unchanged) is not a candidate.
+    query = (Asset.objects.filter(client_id__in=clients, serial_number__in=serials).exclude(pk__in=taken)
+             .exclude(updated_at__gte=started))
+    candidates = list((seen.exclude(query) if seen is not None else query).order_by("-updated_at", "-id"))
     if not candidates:
         return {}
     has_identity = set(

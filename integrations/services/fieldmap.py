@@ -96,9 +96,20 @@ def effective(provider_cls, settings: Mapping[str, Any] | None) -> dict[str, str
 # -- reading paths -----------------------------------------------------------------------------
 def lookup(data: Any, path: str) -> tuple[bool, Any]:
     """(found, value) of a dotted path; "*" collects over a list (nested lists are flattened once)."""
-    values = list(_walk(data, path.split(".")))
-    if "*" not in path.split("."):
-        return (True, values[0]) if values else (False, None)
+    parts = path.split(".")
+    if "*" not in parts:  # the common case, walked without generators (a device sync does it per field)
+        current = data
+        for part in parts:
+            if isinstance(current, Mapping):
+                current = current.get(part, _MISSING)
+            elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+                current = current[int(part)]
+            else:
+                return False, None
+            if current is _MISSING:
+                return False, None
+        return (False, None) if current is None else (True, current)
+    values = list(_walk(data, parts))
     flat: list[Any] = []
     for value in values:
         flat.extend(value if isinstance(value, list) else [value])

@@ -41,7 +41,8 @@ def test_identity_upsert_creates_then_updates(setup, tenant_a, as_tenant, fake_p
         device("d2", "o-acme-site", serial_number="SN2", asset_type="bogus", status="weird"),
     ]
     s = _sync(tenant_a.tenant, as_tenant, integration)
-    assert s == {"created": 2, "updated": 0, "matched_by_serial": 0, "retired": 0, "skipped_unmapped": 0, "total": 2}
+    assert s == {"created": 2, "updated": 0, "matched_by_serial": 0, "unchanged": 0, "retired": 0,
+                 "skipped_unmapped": 0, "total": 2}
     # The provider only gets the mapped organizations (and their inheriting children).
     assert fake_provider.state.requested_orgs[-1] == {"o-acme", "o-globex", "o-acme-site"}
     fake_provider.state.devices = [device("d1", "o-acme", name="PC1-renamed", hostname="", serial_number="SN1"),
@@ -106,7 +107,7 @@ def test_missing_devices_retired_and_restored(setup, tenant_a, as_tenant, fake_p
         assert Asset.objects.get(pk=hand_made.pk).retired_at is None
     fake_provider.state.devices = [device("d1", "o-acme"), device("d2", "o-globex")]
     s = _sync(tenant_a.tenant, as_tenant, integration)
-    assert s["retired"] == 0 and s["updated"] == 2
+    assert s["retired"] == 0 and s["updated"] == 1 and s["unchanged"] == 1  # the returning one is applied
     with as_tenant(tenant_a.tenant):
         assert AssetExternalId.objects.get(external_id="d2").asset.retired_at is None
 
@@ -170,10 +171,10 @@ def test_streaming_5000_devices_in_batched_queries(setup, tenant_a, as_tenant, f
     # but their devices are in Globex: never matched across clients)
     assert written_while_streaming[0] >= 1000
     assert len(ctx.captured_queries) < 150, len(ctx.captured_queries)  # ~10 per 500-device batch
-    # A second full sync updates in place, again in batches.
+    # A second full sync of the same records marks them seen in batches (nothing rewritten, none retired).
     with CaptureQueriesContext(connection) as ctx:
         s = _sync(tenant_a.tenant, as_tenant, integration)
-    assert (s["created"], s["updated"], s["retired"]) == (0, n, 0)
+    assert (s["created"], s["updated"], s["unchanged"], s["retired"]) == (0, 0, n, 0)
     assert len(ctx.captured_queries) < 150, len(ctx.captured_queries)
     with as_tenant(tenant_a.tenant):
         assert AssetExternalId.objects.filter(provider="fake").count() == n
@@ -219,3 +220,53 @@ def test_the_providers_device_sync_report_joins_the_summary(setup, tenant_a, as_
     s = _sync(tenant_a.tenant, as_tenant, integration)
     # 1 the framework skipped + 7 the provider never yielded; other values as they are.
     assert s["skipped_unmapped"] == 8 and s["unknown_node_classes"] == ["QUANTUM_TOASTER"] and s["created"] == 1
+
+
+def test_an_unchanged_device_is_not_rewritten_until_it_or_the_settings_change(setup, tenant_a, as_tenant,
+                                                                               fake_provider):
+    integration, _acme, globex = setup
+    fake_provider.state.devices = [device("d1", "o-acme", hostname="PC1", raw={"name": "PC1", "v": 1}),
+                                   device("d2", "o-acme", hostname="PC2", raw={"name": "PC2", "v": 1})]
+    assert _sync(tenant_a.tenant, as_tenant, integration)["created"] == 2
+    with as_tenant(tenant_a.tenant):
+        before = dict(Asset.objects.values_list("hostname", "updated_at"))
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["unchanged"], s["updated"], s["retired"]) == (2, 0, 0)  # seen (not retired), not rewritten
+    with as_tenant(tenant_a.tenant):
+        after = dict(Asset.objects.values_list("hostname", "updated_at"))
+    assert after == before  # not a row written: seen in the sync's own table
+    # One device changes at the provider: only it is written.
+    fake_provider.state.devices[1] = device("d2", "o-acme", hostname="PC2-new", raw={"name": "PC2", "v": 2})
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["unchanged"], s["updated"]) == (1, 1)
+    # A settings change (e.g. the field mapping) applies every device again.
+    with as_tenant(tenant_a.tenant):
+        config.update_integration(integration, settings={"field_mapping": {"attr.v": "v"}}, test=False)
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["unchanged"], s["updated"]) == (0, 2)
+    with as_tenant(tenant_a.tenant):
+        assert sorted(a["v"] for a in Asset.objects.values_list("attributes", flat=True)) == [1, 2]
+    assert _sync(tenant_a.tenant, as_tenant, integration)["unchanged"] == 2
+    # Devices whose organization now maps to another client are applied though their records did not change.
+    with as_tenant(tenant_a.tenant):
+        orgs.set_mapping(integration.organizations.get(external_id="o-acme"), globex)
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["unchanged"], s["updated"]) == (0, 2)
+    with as_tenant(tenant_a.tenant):
+        assert set(Asset.objects.values_list("client_id", flat=True)) == {globex.pk}
+
+
+def test_a_new_device_never_takes_the_asset_of_an_unchanged_one_by_serial(setup, tenant_a, as_tenant,
+                                                                             fake_provider):
+    integration, *_ = setup
+    fake_provider.state.devices = [device("d1", "o-acme", serial_number="SN-SAME", raw={"id": 1})]
+    _sync(tenant_a.tenant, as_tenant, integration)
+    # d1 is still there, unchanged; a second device with the same serial shows up (a clone, a reinstall
+    # whose old record NinjaOne still lists): it gets an asset of its own, and nothing is retired.
+    fake_provider.state.devices = [device("d1", "o-acme", serial_number="SN-SAME", raw={"id": 1}),
+                                   device("d2", "o-acme", serial_number="SN-SAME", raw={"id": 2})]
+    s = _sync(tenant_a.tenant, as_tenant, integration)
+    assert (s["unchanged"], s["created"], s["matched_by_serial"], s["retired"]) == (1, 1, 0, 0)
+    with as_tenant(tenant_a.tenant):
+        owners = dict(AssetExternalId.objects.filter(provider="fake").values_list("external_id", "asset_id"))
+        assert owners["d1"] != owners["d2"] and Asset.objects.filter(retired_at__isnull=False).count() == 0
