@@ -176,8 +176,7 @@ def process_incident(integration: Integration, record: IncidentRecord, *, source
         new_state = record.state()
         stamp = record.updated_at.isoformat() if record.updated_at else f"n{incident.changes.count()}"
         changes = new_changes(_diff(old_state, new_state, record, stamp), incident=incident)
-        applied = _apply(changes, incident, ticket, routing, record, name, source, old_state,
-                         quiet_closure=quiet_closure)
+        applied = _apply(changes, incident, ticket, routing, record, name, source, quiet_closure=quiet_closure)
         merged = {**(incident.state or {}), **new_state} if action is None else {**created_state, **new_state}
         incident.state = merged
         if record.updated_at and (known is None or record.updated_at > known):
@@ -185,7 +184,7 @@ def process_incident(integration: Integration, record: IncidentRecord, *, source
         _describe(incident, record)
         incident.is_closed = bool(merged.get("is_closed", incident.is_closed))
         incident.save()
-        _refresh_ticket(ticket, incident, record, routing, name)
+        _refresh_ticket(ticket, incident, record, name)
     if action is None:
         action = "updated" if applied else "redelivery"
     return _outcome(action, incident, changes=[c.key for c in applied])
@@ -283,8 +282,7 @@ def _diff(old: dict[str, Any], new: dict[str, Any], record: IncidentRecord, stam
 
 
 def _apply(changes: list[Change], incident: Incident, ticket: Ticket, routing: IncidentRouting,
-           record: IncidentRecord, name: str, source: str, old_state: dict[str, Any], *,
-           quiet_closure: bool) -> list[Change]:
+           record: IncidentRecord, name: str, source: str, *, quiet_closure: bool) -> list[Change]:
     if not changes:
         return []
     closed_by_person = ticket.status.is_closed
@@ -368,7 +366,7 @@ def _approved_status(ticket: Ticket, routing: IncidentRouting, closed_by_person:
     return f"Ticket moved to {status.name!r} (remediation approved)."
 
 
-def _refresh_ticket(ticket: Ticket, incident: Incident, record: IncidentRecord, routing, name: str) -> None:
+def _refresh_ticket(ticket: Ticket, incident: Incident, record: IncidentRecord, name: str) -> None:
     """Quiet fixes once a fuller record arrives: the real title instead of the placeholder, the asset."""
     changes: dict[str, Any] = {}
     placeholder = (content.TEST_PREFIX if incident.is_test else "") + f"{name} incident {record.external_id}"
