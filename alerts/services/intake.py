@@ -296,18 +296,12 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
     with tenant_context(integration.tenant_id):
         declared = _content_length(request)
         if declared is not None and declared > limit:
-            return _oversized(
-                integration,
-                provider_cls,
-                request.read(OVERSIZE_KEEP_BYTES),
-                declared,
-                headers,
-                query,
-                secret,
-                meta,
-            )
+            kept = request.read(OVERSIZE_KEEP_BYTES)
+            _drain(request)
+            return _oversized(integration, provider_cls, kept, declared, headers, query, secret, meta)
         body = request.read(limit + 1)
         if len(body) > limit:
+            _drain(request)
             return _oversized(
                 integration, provider_cls, body[:OVERSIZE_KEEP_BYTES], len(body), headers, query, secret, meta
             )
@@ -343,6 +337,22 @@ def receive_webhook(provider_slug: str, key: str, request: HttpRequest) -> HttpR
     if stored.is_duplicate:
         return _answer(202, status="accepted", event_id=stored.id, duplicate=True)
     return _answer(202, status="accepted", event_id=stored.id)
+
+
+# A sender still writing an oversized body when we answer and close sees a broken pipe, not our 413
+# (Python's urllib, as many senders use, does). Reading (and dropping) a bounded amount lets it finish
+# writing and read the answer; a body beyond this is cut off. The production proxy (nginx) answers 413
+# itself, before the body, when the sender asked "Expect: 100-continue".
+OVERSIZE_DRAIN_BYTES = 16 * 1024 * 1024
+
+
+def _drain(request: HttpRequest) -> None:
+    left = OVERSIZE_DRAIN_BYTES
+    while left > 0:
+        chunk = request.read(min(64 * 1024, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def _oversized(

@@ -119,3 +119,21 @@ def test_chunked_body_over_the_request_cap_is_413_before_django(web, api):
     assert ok(api.get("clients/", params={"q": "Huge"}))["count"] == 0
     # The server still answers normally afterwards.
     assert api.get("clients/").status_code == 200
+
+
+def test_an_oversized_body_gets_a_413_the_sender_can_read(hook, api):
+    """Python's urllib writes the whole body before it reads the answer: a server that answers 413 and
+    closes while the body is still coming gives it a broken pipe instead. Intake drains a bounded amount."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"event": "trigger", "alert_id": "big", "message": "' + b"x" * (6 * 1024 * 1024) + b'"}'
+    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+        "Content-Type": "application/json", hook.header_name: hook.secret})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=60)
+    assert answer.value.code == 413
+    assert "limit" in json.loads(answer.value.read())["detail"]
+    # The proven sender's refused request is in the event log, truncated.
+    failed = [e for e in ok(api.get("integrations/generic/events/"))["results"] if e["status"] == "failed"]
+    assert failed and "over the" in failed[0]["error"]
