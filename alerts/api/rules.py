@@ -45,7 +45,8 @@ class AlertRuleSerializer(TenantModelSerializer):
         fields = [
             "id", "name", "position", "enabled", "is_catch_all", "conditions", "action", "board", "priority",
             "priority_map", "category", "assignee", "title_template", "description_template", "notify_users",
-            "notify_email", "auto_close", "reset_on_close", "created_at", "updated_at",
+            "notify_email", "auto_close", "reset_on_close", "occurrence_note_minutes", "reopen_window_hours",
+            "created_at", "updated_at",
         ]
         read_only_fields = ["is_catch_all", "created_at", "updated_at"]
 

@@ -5,12 +5,14 @@ from . import alerts as alert_views
 from . import events as event_views
 from . import metrics as metric_views
 from . import rules as rule_views
+from . import storms as storm_views
 from . import windows as window_views
 
 router = SimpleRouter()
 router.register("alerts", alert_views.AlertViewSet, basename="alert")
 router.register("alert-rules", rule_views.AlertRuleViewSet, basename="alertrule")
 router.register("maintenance-windows", window_views.MaintenanceWindowViewSet, basename="maintenancewindow")
+router.register("alert-storms", storm_views.AlertStormViewSet, basename="alertstorm")
 
 _events = event_views.InboundEventViewSet
 urlpatterns: list = router.urls + [

@@ -86,7 +86,7 @@ def resolve_alert(alert: Alert, *, at: dt.datetime, why: str = "the provider rep
             # Flapping: no close (and no note) at each resolve; it closes once stable (flapping.close_stable).
             flap_note = flapping.hold(alert, ticket, at, cycles)
             if flap_note:
-                add_note(ticket, kind=NoteKind.SYSTEM, body=f"{note} {flap_note}", savepoint=False)
+                add_note(ticket, kind=NoteKind.SYSTEM, body=flap_note, savepoint=False)
             _decided(alert, "held", f"Ticket #{ticket.number} not closed: the condition is flapping.")
             return outcome
         else:

@@ -98,7 +98,7 @@ def _flush_one(group_id: int, now: dt.datetime) -> int:
     from tickets.services import add_note
 
     with transaction.atomic():
-        group = (AlertGroup.objects.select_for_update(skip_locked=True).select_related("rule")
+        group = (AlertGroup.objects.select_for_update(skip_locked=True, of=("self",)).select_related("rule")
                  .filter(pk=group_id, unnoted_since__isnull=False).first())
         if group is None:
             return 0

@@ -12,7 +12,8 @@ ticket listing the devices and conditions, every alert linked to it (none droppe
   the outage is one ticket from its first alert.
 - Notes coalesce: at most one a minute ("grew to N alerts on D devices ...", with the new ones listed), the
   title carries the counts; ``flush_due`` (beat) writes the last one.
-- When fewer than N new conditions a minute arrive, new conditions get their own tickets again.
+- When a whole minute passes without the storm growing and fewer than N new conditions a minute arrive,
+  new conditions get their own tickets again.
 - ``split`` (API ``alert-storms/{id}/split/``, the ticket page's button) makes a ticket per condition
   still active and closes the storm ticket.
 Locks: group (held by the caller), storm row, ticket; tickets merged at the start are taken with SKIP LOCKED
@@ -44,13 +45,23 @@ def threshold() -> int:
 
 
 def count_new_condition(integration_id: int, now: dt.datetime) -> int:
-    """This minute's new conditions of the integration, this one included (0 when the cache is down)."""
-    key = f"psa:storm:{integration_id}:{int(now.timestamp() // 60)}"
+    """New conditions of the integration in the last minute, this one included (0 when the cache is down):
+    this minute's counter plus the previous minute's, weighted by how much of it is still in the window."""
+    minute, into = divmod(now.timestamp(), 60)
+    key, previous = f"psa:storm:{integration_id}:{int(minute)}", f"psa:storm:{integration_id}:{int(minute) - 1}"
     try:
         cache.add(key, 0, timeout=180)
-        return int(cache.incr(key))
+        current = int(cache.incr(key))
+        before = int(cache.get(previous) or 0)
     except Exception:  # noqa: BLE001 - no counter: no storm guard, never a lost alert
         return 0
+    return current + int(before * (60 - into) / 60)
+
+
+def _storming(alert: Alert, now: dt.datetime) -> bool:
+    """A storm of this integration and client got an alert within the last minute: it goes on."""
+    return AlertStorm.objects.filter(integration_id=alert.integration_id, client_id=alert.client_id, state="open",
+                                     last_alert_at__gte=now - dt.timedelta(minutes=1)).exists()
 
 
 def _dt(value):
@@ -80,7 +91,7 @@ def join(alert: Alert, rule, ctx: dict, row, now: dt.datetime) -> int | None:
     limit = threshold()
     if not limit or alert.client_id is None or alert.is_test:
         return None
-    if count_new_condition(alert.integration_id, now) <= limit:
+    if count_new_condition(alert.integration_id, now) <= limit and not _storming(alert, now):
         return None
     from alerts.services import rowsql, ticketing
 

@@ -80,6 +80,13 @@ class RuleForm(forms.Form):
     notify_email = forms.BooleanField(required=False, label="Also notify by email")
     auto_close = forms.BooleanField(required=False, initial=True, label="Close the untouched ticket when the alert resolves")
     reset_on_close = forms.BooleanField(required=False, initial=True, label="Reset the alert in the RMM when the ticket is closed")
+    occurrence_note_minutes = forms.IntegerField(
+        required=False, min_value=0, max_value=1440, initial=5, label="Repeat firings: at most one note every (minutes)",
+        help_text="Every firing is counted; their notes are combined into one per this many minutes. 0: a note each.")
+    reopen_window_hours = forms.IntegerField(
+        required=False, min_value=0, max_value=720, initial=0, label="Reopen window (hours)",
+        help_text="A firing this soon after the automatic close of its ticket reopens it, if nobody worked on it. "
+                  "0: a new ticket.")
 
     def __init__(self, *args, catch_all: bool = False, **kwargs):
         from tickets.models import Board, Category, Priority
@@ -121,6 +128,7 @@ class RuleForm(forms.Form):
             "title_template": rule.title_template, "description_template": rule.description_template,
             "notify_users": [u.pk for u in rule.notify_users.all()], "notify_email": rule.notify_email,
             "auto_close": rule.auto_close, "reset_on_close": rule.reset_on_close,
+            "occurrence_note_minutes": rule.occurrence_note_minutes, "reopen_window_hours": rule.reopen_window_hours,
             "providers": c.get("providers", []), "severities": c.get("severities", []),
             "alert_types": ", ".join(c.get("alert_types", [])), "clients": c.get("clients", []),
             "asset_types": c.get("asset_types", []), "text_contains": c.get("text_contains", ""),
@@ -143,6 +151,8 @@ class RuleForm(forms.Form):
             "notify_users": [u.pk for u in d.get("notify_users") or []],
             "notify_email": d.get("notify_email", False), "auto_close": d.get("auto_close", False),
             "reset_on_close": d.get("reset_on_close", False),
+            "occurrence_note_minutes": 5 if d.get("occurrence_note_minutes") is None else d["occurrence_note_minutes"],
+            "reopen_window_hours": d.get("reopen_window_hours") or 0,
             "priority_map": {s: d[f"pmap_{s}"].pk for s in SEVERITIES if d.get(f"pmap_{s}")},
         }
         if not self.catch_all:

@@ -85,7 +85,8 @@ def _save(request, form: RuleForm, rule: AlertRule | None):
 @admin_required
 def rule_create(request):
     form = RuleForm(request.POST or None, initial={"enabled": True, "action": "create_ticket",
-                                                   "auto_close": True, "reset_on_close": True})
+                                                   "auto_close": True, "reset_on_close": True,
+                                                   "occurrence_note_minutes": 5, "reopen_window_hours": 0})
     if request.method == "POST" and form.is_valid():
         rule = _save(request, form, None)
         if rule is not None:
