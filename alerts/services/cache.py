@@ -55,6 +55,8 @@ class TenantConfig:
     priorities: list = field(default_factory=list)
     # (integration id, organization external id) -> ResolvedOrg | None, filled on demand
     orgs: dict = field(default_factory=dict)
+    # alerts.services.rule_index.RuleIndex of ``rules``, built on first use
+    rule_index: Any = None
 
 
 def enabled() -> bool:

@@ -28,6 +28,7 @@ from alerts.models import Alert, AlertGroup, AlertState
 from alerts.services import cache as config_cache
 from alerts.services import dedup, effects, lifecycle, occurrences, reopen, rowsql, storm, ticketing, trace
 from alerts.services.attribution import Attribution, attribute
+from alerts.services.rule_index import Misses
 from alerts.services.sql import insert_returning_id
 from integrations.records import SEVERITIES, AlertEventKind, NormalizedAlert
 from psa.tenancy import tenant_context
@@ -168,7 +169,7 @@ def evaluate(alert: Alert, *, now: dt.datetime, prelude: list | None = None) -> 
         _save_state(alert, steps)
         outcome.update(action="suppressed", window=window[0].pk, until=window[1].isoformat())
         return outcome
-    misses: list = []
+    misses = Misses(keep=trace.MAX_SKIPPED)  # a few named, the rest counted: flat cost with 500 rules
     rule = match_rule(ctx, misses)
     steps.append(trace.rule_entry(rule, ctx, misses))
     alert.rule = rule

@@ -219,19 +219,21 @@ def open_ticket_of(ctx: dict[str, Any]) -> int | None:
 def match_rule(ctx: dict[str, Any], misses: list | None = None) -> AlertRule:
     """The first enabled rule (by position) matching ``ctx``; else the tenant's catch-all.
 
-    ``misses`` (a list) receives ``(rule, failed condition key)`` for each rule tried before it.
+    ``misses`` (a list, or a rule_index.Misses that keeps the first few and counts the rest) receives
+    ``(rule, failed condition key)`` for each rule before it.
     Rules come from the per-process cache (alerts.services.cache): treat them as read-only.
     """
     from alerts.services.cache import tenant_config
     from psa.tenancy import get_current_tenant_id
 
+    from alerts.services.rule_index import RuleIndex
+
     cfg = tenant_config(get_current_tenant_id())
-    for rule in cfg.rules:
-        failed = first_failure(rule.conditions, ctx)
-        if failed is None:
-            return rule
-        if misses is not None:
-            misses.append((rule, failed))
+    if cfg.rule_index is None:  # compiled once per configuration version (the cache drops it on change)
+        cfg.rule_index = RuleIndex.build(cfg.rules)
+    rule = cfg.rule_index.match(ctx, misses)
+    if rule is not None:
+        return rule
     return cfg.catch_all if cfg.catch_all is not None else ensure_catch_all()
 
 

@@ -144,7 +144,8 @@ def rule_entry(rule, ctx: dict, misses: list) -> dict[str, Any]:
     before = ""
     if misses:
         names = "; ".join(f"“{s['name']}” ({s['failed']})" for s in skipped)
-        more = f" and {len(misses) - MAX_SKIPPED} more" if len(misses) > MAX_SKIPPED else ""
+        total = getattr(misses, "total", len(misses))  # a rule_index.Misses counts past the ones it keeps
+        more = f" and {total - len(skipped)} more" if total > len(skipped) else ""
         before = f" Not matched before it: {names}{more}."
     if rule.is_catch_all:
         why = "no other rule matched"
