@@ -194,9 +194,6 @@ class Alert(TenantModel):
             # in the index, so a short period is an index-only scan.
             models.Index(fields=["tenant", "first_seen"], name="alert_metrics_by_period",
                          include=["rule", "client", "provider", "state", "suppressed_by", "ticket", "is_test"]),
-            # Side effects waiting for a retry (health, /metrics): few rows, never a scan of all alerts.
-            models.Index(fields=["tenant", "integration"], name="alert_side_effects_waiting",
-                         condition=Q(reset_status__in=["pending", "failed"])),
             # Flapping: a condition's recent resolves (alerts.services.flapping); resolved rows only.
             models.Index(fields=["tenant", "dedup_key", "resolved_at"], name="alert_condition_resolves",
                          condition=Q(resolved_at__isnull=False)),
