@@ -227,12 +227,9 @@ def main(argv=None) -> int:
         if not args.keep_db:
             from bench.common import drop_database
 
-            try:
-                from django.db import connections
+            from django.db import connections
 
-                connections.close_all()
-            except Exception:  # Django never set up (the build failed first)
-                pass
+            connections.close_all()  # drop_database forces the rest
             drop_database(args.database_url)
 
 
