@@ -225,9 +225,9 @@ def main(argv=None) -> int:
         return 0
     finally:
         if not args.keep_db:
-            from bench.common import drop_database
-
             from django.db import connections
+
+            from bench.common import drop_database
 
             connections.close_all()  # drop_database forces the rest
             drop_database(args.database_url)
