@@ -216,6 +216,13 @@ def _patch(w):
     )
 
 
+@factory("assets.InventoryFingerprint")
+def _inventory_fingerprint(w):
+    return _model("assets.InventoryFingerprint").objects.create(
+        asset=w.get("assets.Asset"), source="generic", kind="software", digest="0" * 64, synced_at=_now()
+    )
+
+
 # --- integrations ------------------------------------------------------------------------
 
 

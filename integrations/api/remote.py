@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -26,7 +28,14 @@ class RemoteAccessView(APIView):
     never stored: ask again each time."""
 
     permission_classes = [IsTenantMember]
+    isolation_model = Asset  # the pk is an asset's (tests/integration/api_routes.py)
 
+    @extend_schema(
+        request=inline_serializer("RemoteAccessRequest", {"provider": serializers.CharField(required=False)}),
+        responses={200: inline_serializer("RemoteAccessLink", {
+            "provider": serializers.CharField(), "url": serializers.URLField(),
+            "expires": serializers.DateTimeField(allow_null=True)})},
+    )
     def post(self, request, pk: int):
         asset = get_object_or_404(Asset.objects.all(), pk=pk)  # tenant-scoped: another tenant's id is 404
         provider = request.data.get("provider") if isinstance(request.data, dict) else None

@@ -11,6 +11,9 @@
 from __future__ import annotations
 
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -33,6 +36,9 @@ def _integration():
                                          "first."}) from None
 
 
+@extend_schema(responses={200: inline_serializer("NinjaOneOAuthStart", {
+    "authorize_url": serializers.URLField(), "redirect_uri": serializers.URLField(),
+    "expires_in": serializers.IntegerField()})})
 @api_view(["GET"])
 @permission_classes([IsTenantAdmin])
 def oauth_start(request):
@@ -47,6 +53,7 @@ def _refused(exc: ProviderError) -> Response:
                      "provider_message": getattr(exc, "detail", "") or ""}, status=400)
 
 
+@extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT})
 @api_view(["POST", "DELETE"])
 @permission_classes([IsTenantAdmin])
 def webhook_register(request):
