@@ -392,3 +392,18 @@ def test_flood_limit_per_tenant_counts_all_its_integrations(fx, monkeypatch):
     answers = [intake.flooded(integration, tenant) for integration in (1, 2, 1, 2, 1, 2)]
     assert answers == [False] * 5 + [True]
     assert intake.flooded(3, tenant + 1000) is False
+
+
+def test_database_down_answers_503_and_stores_nothing(tenant_a, fake_provider):
+    """PostgreSQL unreachable while a webhook arrives: 503 with Retry-After, never a 202 (the e2e fault test
+    cuts a real connection: tests/e2e/test_e2e_faults.py)."""
+    from django.db import OperationalError as DbDown
+
+    from alerts.services import intake
+
+    fx = setup_fake(tenant_a.tenant)
+    with mock.patch.object(intake.events, "store_accepted", side_effect=DbDown("server closed the connection")):
+        r = fx.post(trigger("db-1"))
+    assert r.status_code == 503 and r["Retry-After"] == "5" and "retry" in r.json()["detail"]
+    assert not InboundEvent.objects.unscoped().filter(integration=fx.integration).exists()
+    assert fx.post(trigger("db-1")).status_code == 202
