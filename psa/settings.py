@@ -172,8 +172,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
-    # Every 10 s: a killed worker's events (its 20 s lease not renewed) are taken over within ~30 s.
-    "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 10.0},
+    # Every 5 s (one count query): a killed worker's events (its 15 s lease no longer renewed by its heartbeat,
+    # alerts.services.lease) are taken over by another worker within ~20 s.
+    "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 5.0},
     "alerts-reevaluate-maintenance": {"task": "alerts.reevaluate_ended_windows", "schedule": 60.0},
     # Noise control: coalesced occurrence notes written; flapping conditions' tickets closed once stable.
     "alerts-flush-occurrence-notes": {"task": "alerts.flush_occurrence_notes", "schedule": 60.0},

@@ -1,10 +1,10 @@
 """A short processing lease, renewed while the worker lives (a heartbeat).
 
 A claimed inbound event belongs to its worker until ``COALESCE(heartbeat_at, claimed_at)`` is older than
-the lease (PSA_INBOUND_LEASE_SECONDS, 20 s). A drain starts a ``Heartbeat`` for the events of its turn: a
+the lease (PSA_INBOUND_LEASE_SECONDS, 15 s). A drain starts a ``Heartbeat`` for the events of its turn: a
 thread that stamps ``heartbeat_at`` on those it still holds every quarter lease, so a turn of slow events
 never loses its claim, while a killed worker's events are free again within one lease, and the sweeper
-(every 10 s) wakes a drain for them: another worker has them within ~30 s.
+(every 5 s) wakes a drain for them: another worker has them within ~20 s.
 
 The fence of the final write stays ``claimed_at`` (alerts.services.processing), which the heartbeat never
 touches: renewing cannot make a live worker's result be refused. The thread's UPDATE skips rows locked at
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def lease() -> dt.timedelta:
-    return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_LEASE_SECONDS", 20))
+    return dt.timedelta(seconds=getattr(settings, "PSA_INBOUND_LEASE_SECONDS", 15))
 
 
 def interval() -> float:

@@ -54,7 +54,7 @@ def rig(live_db_url, live_redis_url):
         "PSA_OUTBOX_LEASE_SECONDS": "20", "PSA_STORM_NEW_CONDITIONS_PER_MINUTE": "0",
         "PSA_HTTP_TIMEOUT": "2", "PSA_HTTP_RETRIES": "1",
         # Production's inbound lease (the heartbeat keeps a live worker's claim): the kill test measures it.
-        "PSA_E2E_LEASE_SECONDS": "20", "PSA_E2E_SWEEP_AFTER_SECONDS": "5",
+        "PSA_E2E_LEASE_SECONDS": "15", "PSA_E2E_SWEEP_AFTER_SECONDS": "5",
     })
     stack.redis_proxy, stack.db_proxy, stack.smtp = redis_proxy, db_proxy, smtp
     stack.start()
@@ -303,23 +303,23 @@ def test_provider_500_429_and_timeouts_on_reset_are_retried_then_done_or_failed_
         # 500 three times, 429 with Retry-After twice, a 5 s answer (timeout 2 s) twice; then all well.
         level.fail_next(3, 500)
         msp.close(tickets[a500])
-        wait_for(lambda: (r := msp.effects(ticket=tickets[a500])) and r[0]["state"] == "done", 45, 0.5, "500 -> done")
+        wait_for(lambda: (r := msp.effects(ticket=tickets[a500], kind="alert.reset")) and r[0]["state"] == "done", 45, 0.5, "500 -> done")
         level.rate_limit(2, retry_after="2")
         msp.close(tickets[a429])
-        wait_for(lambda: (r := msp.effects(ticket=tickets[a429])) and r[0]["state"] == "done", 45, 0.5, "429 -> done")
+        wait_for(lambda: (r := msp.effects(ticket=tickets[a429], kind="alert.reset")) and r[0]["state"] == "done", 45, 0.5, "429 -> done")
         level.delay = 5.0
         msp.close(tickets[slow])
-        wait_for(lambda: (r := msp.effects(ticket=tickets[slow])) and r[0]["attempts"] >= 2, 45, 0.5, "timeouts")
+        wait_for(lambda: (r := msp.effects(ticket=tickets[slow], kind="alert.reset")) and r[0]["attempts"] >= 2, 45, 0.5, "timeouts")
         level.delay = 0.0
-        wait_for(lambda: (r := msp.effects(ticket=tickets[slow])) and r[0]["state"] == "done", 45, 0.5,
+        wait_for(lambda: (r := msp.effects(ticket=tickets[slow], kind="alert.reset")) and r[0]["state"] == "done", 45, 0.5,
                  "timeout -> done")
         # Down for good (longer than the time bound): failed visibly, then a person retries it.
         level.fail_next(10_000, 500)
         msp.close(tickets[dead])
-        (effect,) = wait_for(lambda: (r := msp.effects(ticket=tickets[dead])) and r[0]["attempts"] >= 2 and r,
+        (effect,) = wait_for(lambda: (r := msp.effects(ticket=tickets[dead], kind="alert.reset")) and r[0]["attempts"] >= 2 and r,
                              45, 0.5, "retries of the dead provider")
         assert effect["state"] == "pending" and "server error (500)" in effect["last_error"]
-    rows = {a: msp.effects(ticket=tickets[a])[0] for a in (a500, a429, slow)}
+    rows = {a: msp.effects(ticket=tickets[a], kind="alert.reset")[0] for a in (a500, a429, slow)}
     calls = {a: len(level.calls_to("POST", f"/v2/alerts/{a}/resolve")) for a in (a500, a429, slow)}
     assert all(level.alerts[a]["is_resolved"] for a in (a500, a429, slow))
     ticket_page_notes = [n["body"] for n in all_pages(msp.api, f"tickets/{tickets[a429]}/notes/")]
@@ -342,19 +342,19 @@ def test_a_reset_that_never_succeeds_fails_visibly_and_a_person_retries_it(stack
         ticket_id = _alert_ticket(msp, alert_id)
         level.fail_next(10_000, 500)
         msp.close(ticket_id)
-        wait_for(lambda: (r := msp.effects(ticket=ticket_id)) and r[0]["attempts"] >= 1, 30, 0.5, "first attempt")
+        wait_for(lambda: (r := msp.effects(ticket=ticket_id, kind="alert.reset")) and r[0]["attempts"] >= 1, 30, 0.5, "first attempt")
         # Shorten the budget as an operator's lower PSA_OUTBOX_GIVE_UP_SECONDS would (no other way in from outside).
         from outbox.models import SideEffect
 
         SideEffect.objects.unscoped().filter(ticket_id=ticket_id).update(give_up_at=_now())
-        (failed,) = wait_for(lambda: (r := msp.effects(ticket=ticket_id)) and r[0]["state"] == "failed" and r,
+        (failed,) = wait_for(lambda: (r := msp.effects(ticket=ticket_id, kind="alert.reset")) and r[0]["state"] == "failed" and r,
                              30, 0.5, "the give-up")
         assert failed["last_error"].startswith("Gave up after") and failed["done_at"]
         health = ok(msp.api.get("integrations/level/health/"))
         assert health["failed_side_effects"] == 1
         level._fail.clear()
         ok(msp.api.post(f"side-effects/{failed['id']}/retry/"))
-        wait_for(lambda: msp.effects(ticket=ticket_id)[0]["state"] == "done", 30, 0.5, "the retried reset")
+        wait_for(lambda: msp.effects(ticket=ticket_id, kind="alert.reset")[0]["state"] == "done", 30, 0.5, "the retried reset")
     assert ok(msp.api.get("integrations/level/health/"))["failed_side_effects"] == 0
     assert len(level.calls_to("POST", f"/v2/alerts/{alert_id}/resolve")) >= 2 and level.alerts[alert_id]["is_resolved"]
     FIGURES.append({"fault": "provider down past the time bound, then a person's retry", "resets_caused": 1,
@@ -376,7 +376,7 @@ def test_a_killed_workers_events_are_processed_by_another_within_30s_once(stack,
     other.start()
     try:
         wait_for(lambda: " ready." in other.log_text(), 60, what="the second worker")
-        with Beat(stack.redis_url, [SWEEPERS[0]], every=10):  # production's sweeper cadence
+        with Beat(stack.redis_url, [SWEEPERS[0]], every=5):  # production's sweeper cadence
             level.delay = 0.0
             sent = []
             for i in range(120):
