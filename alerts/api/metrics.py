@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -29,6 +30,14 @@ class MetricsView(APIView):
     permission_classes = [IsTenantMember]
     serializer_class = MetricsRowSerializer
 
+    @extend_schema(
+        parameters=[OpenApiParameter("period", str, enum=list(svc.PERIODS)),
+                    OpenApiParameter("by", str, enum=list(svc.GROUPINGS))],
+        responses={200: inline_serializer("MetricsPage", {
+            "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+            "previous": serializers.CharField(allow_null=True), "period": serializers.CharField(),
+            "by": serializers.CharField(), "results": MetricsRowSerializer(many=True)})},
+    )
     def get(self, request):
         period = request.query_params.get("period", "7d")
         by = request.query_params.get("by", "rule")
