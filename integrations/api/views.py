@@ -119,7 +119,7 @@ class IntegrationViewSet(viewsets.ViewSet):
         integration, connection = config.save(
             provider, base_url=v.get("base_url"), credentials=v.get("credentials"), settings=v.get("settings"),
             poll_interval_minutes=v.get("poll_interval_minutes"), poll_enabled=v.get("poll_enabled"),
-            enabled=v.get("enabled"),
+            enabled=v.get("enabled"), request=request,
         )
         data = integration_data(integration, counts_for(provider))
         if connection is not None:
@@ -132,7 +132,7 @@ class IntegrationViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def test(self, request, provider=None):
         integration = self._existing(provider)
-        result = config.test_connection(integration)
+        result = config.test_connection(integration, request=request)
         return Response({k: result[k] for k in ("ok", "status", "message", "account_name")})
 
     @action(detail=True, methods=["get"])

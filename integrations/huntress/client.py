@@ -41,6 +41,13 @@ DEFAULT_OVERLAP = dt.timedelta(minutes=10)
 HTML_HINT = "Use the Huntress API address (https://api.huntress.io/v1), not the portal."
 
 
+def api_base(base_url: str | None) -> str:
+    """The API root. A bare host (a proxy's or a simulator's address) means its ``/v1``, as for
+    api.huntress.io: Huntress serves its API under ``/v1`` only."""
+    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    return base + "/v1" if urlsplit(base).path in ("", "/") else base
+
+
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
 
@@ -98,7 +105,7 @@ class HuntressClient:
         max_wait: float | None = None,
         wait_on_429: bool = True,
     ):
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = api_base(base_url)
         # False for an admin's connection test: a 429 is reported ("rate limited") rather than waited out.
         self.wait_on_429 = wait_on_429
         self.max_wait = float(max_wait if max_wait is not None else _setting("PSA_HUNTRESS_MAX_WAIT", MAX_WAIT))

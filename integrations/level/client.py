@@ -15,7 +15,7 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from integrations.coerce import str_id
 from integrations.errors import BadResponse, NotFound, PermissionDenied, ProviderError
@@ -56,6 +56,13 @@ class ResolveOutcome:
     REFUSED = "refused"  # 422 (e.g. already resolved): the caller checks the alert
 
 
+def api_base(base_url: str | None) -> str:
+    """The API root. A bare host (a proxy's or a simulator's address) means its ``/v2``, as for
+    api.level.io: Level serves nothing outside ``/v2``."""
+    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    return base + "/v2" if urlsplit(base).path in ("", "/") else base
+
+
 def _seg(value: str) -> str:
     """An id as one path segment: ids come from webhook bodies, so "/" or ".." must stay inside it."""
     return quote(str(value), safe="")
@@ -63,7 +70,7 @@ def _seg(value: str) -> str:
 
 class LevelClient:
     def __init__(self, api_key: str, base_url: str | None = None, *, optional_includes: bool = True):
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = api_base(base_url)
         self.http: ProviderHTTP = build_client(
             self.base_url, provider_name=NAME, html_hint=HTML_HINT, headers={"Authorization": str(api_key or "")},
         )

@@ -76,9 +76,16 @@ def region_of(value: Any) -> str:
 
 
 def base_url_for(region: Any, base_url: str = "") -> str:
-    """``base_url`` (an override) wins; else the region's host. Raises ProviderError on an unknown region."""
+    """``base_url`` (an override) wins; else the region's host. Raises ProviderError on an unknown region.
+
+    The override is the host our paths (``/v2/...``, ``/ws/oauth/...``) hang from: an address pasted with
+    the API's ``/v2`` (or ``/api/v2``) on the end is cut back to it."""
     if base_url:
-        return base_url.rstrip("/")
+        root = base_url.rstrip("/")
+        for suffix in ("/api/v2", "/v2"):
+            if root.endswith(suffix):
+                return root[: -len(suffix)]
+        return root
     name = region_of(region)
     if name not in REGION_URLS:
         raise ProviderError(f"Unknown NinjaOne region {name!r}; one of {', '.join(REGION_URLS)}.")

@@ -151,7 +151,7 @@ def callback(request):
     except ProviderError as exc:
         messages.error(request, f"NinjaOne refused the sign-in: {describe_error(exc)}")
         return redirect(PANEL)
-    result = config.test_connection(integration)  # connected, and the webhook registered
+    result = config.test_connection(integration, request=request)  # connected, and the webhook registered
     (messages.success if result["ok"] else messages.error)(request, f"Signed in with NinjaOne. {result['message']}")
     return redirect(PANEL)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +29,19 @@ log = logging.getLogger("integrations.config")
 
 # Hints show the last 4 characters only of values long enough that 4 characters reveal little.
 HINT_MIN_LENGTH = 12
+
+# The admin's request while a connection is tested: without PSA_PUBLIC_BASE_URL, an on_connected hook
+# (NinjaOne's webhook registration) builds our webhook URL from it, as the webhook card does.
+_request: ContextVar[Any] = ContextVar("integrations_config_request", default=None)
+
+
+@contextmanager
+def _serving(request):
+    token = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(token)
 
 
 class UnknownProvider(Http404):
@@ -262,11 +277,13 @@ def update_integration(
 
 def save(slug: str, *, base_url: Any = None, credentials: dict[str, Any] | None = None,
          settings: dict[str, Any] | None = None, poll_interval_minutes: int | None = None,
-         poll_enabled: bool | None = None, enabled: bool | None = None) -> tuple[Integration, dict[str, Any] | None]:
+         poll_enabled: bool | None = None, enabled: bool | None = None,
+         request=None) -> tuple[Integration, dict[str, Any] | None]:
     """An admin saves a provider's connection (the API's PUT and the connection card alike): create the
     row if needed and apply the changes in one transaction (a rejected first save leaves nothing), then,
     when connection details were given, test the connection after the commit (HTTP outside it).
 
+    ``request`` (the admin's) gives our public address when PSA_PUBLIC_BASE_URL is unset.
     Returns (integration, the connection test's result or None). Raises ValidationError."""
     cls = provider_class(slug)
     with transaction.atomic():
@@ -278,7 +295,7 @@ def save(slug: str, *, base_url: Any = None, credentials: dict[str, Any] | None 
     result = None
     details_given = bool(credentials) or base_url is not None or settings is not None
     if takes_credentials(cls) and details_given and integration.credentials_ciphertext:
-        result = test_connection(integration)
+        result = test_connection(integration, request=request)
         integration.refresh_from_db()
     return integration, result
 
@@ -331,8 +348,8 @@ def _before_disconnect(integration: Integration) -> None:
         provider.close()
 
 
-def test_connection(integration: Integration) -> dict[str, Any]:
-    """Call the provider's connection test and record the outcome on the integration."""
+def test_connection(integration: Integration, request=None) -> dict[str, Any]:
+    """Call the provider's connection test and record the outcome on the integration (``request``: see save)."""
     cls = provider_class(integration.provider)
     if takes_credentials(cls) and not integration.credentials_ciphertext:
         msg = "Enter the credentials first."
@@ -344,7 +361,8 @@ def test_connection(integration: Integration) -> dict[str, Any]:
         result = provider.test_connection()
         ok, message, account, details = result.ok, result.message, result.account_name, result.details
         if ok:
-            message = _after_connect(provider, message)
+            with _serving(request):
+                message = _after_connect(provider, message)
     except NotConfigured:
         if takes_credentials(cls):
             ok, message, account, details = False, f"{cls.name} cannot test its connection.", "", {}
@@ -393,6 +411,7 @@ def webhook_url(integration: Integration, request=None) -> str:
     base = getattr(django_settings, "PUBLIC_BASE_URL", "") or getattr(django_settings, "PSA_PUBLIC_BASE_URL", "")
     if base:
         return base.rstrip("/") + path
+    request = request if request is not None else _request.get()
     return request.build_absolute_uri(path) if request is not None else path
 
 

@@ -46,6 +46,7 @@ def save_connection(request, provider: str):
         integration, test_result = config.save(
             cls.slug, base_url=base_url,
             credentials=credentials if config.takes_credentials(cls) and credentials else None, settings=settings,
+            request=request,
         )
     except ValidationError as exc:
         form.add_service_errors(exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages})
@@ -79,7 +80,7 @@ def _invalid(request, cls, integration, form):
 def test_connection(request, provider: str):
     cls = provider_class_or_404(provider)
     integration = integration_or_404(cls)
-    result = config.test_connection(integration)
+    result = config.test_connection(integration, request=request)
     if is_htmx(request):
         html = render(request, "integrations/_test_result.html", {"test_result": result}).content.decode()
         # Out-of-band: the status pill in the panel header reflects the new status too.

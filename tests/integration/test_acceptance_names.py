@@ -1,0 +1,107 @@
+"""What the acceptance rehearsal found about API.md's public names, fixed and kept fixed.
+
+- NinjaOne's connect registers our webhook in NinjaOne ("connect does it too") with the product run as
+  the README says, PSA_PUBLIC_BASE_URL unset: the URL comes from the admin's request, as the card's does.
+- A provider base URL given as a bare host (a simulator's or a proxy's address) reaches the API under
+  the provider's version path (Level /v2, Huntress /v1); a NinjaOne override pasted with /v2 is cut back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.huntress.client import api_base as huntress_base
+from integrations.level.client import api_base as level_base
+from integrations.ninjaone.connect import base_url_for
+from tests.helpers import committed, ok
+from tests.simulators.huntress import HuntressSimulator
+from tests.simulators.level import LevelSimulator
+from tests.simulators.ninjaone import NinjaOneSimulator
+
+API = "/api/v1/integrations"
+
+pytestmark = pytest.mark.usefixtures("fast")
+
+
+@pytest.fixture(autouse=True)
+def no_public_base(settings):
+    settings.PUBLIC_BASE_URL = ""
+    settings.PSA_PUBLIC_BASE_URL = ""
+
+
+def test_ninjaone_connect_registers_the_webhook_from_the_request_without_a_public_base_url(api_a):
+    with NinjaOneSimulator() as sim:
+        sim.add_org("Harbor Dental Group")
+        app = sim.add_app()
+        data = ok(api_a.put(f"{API}/ninjaone/", {"base_url": sim.url, "credentials": {
+            "client_id": app.client_id, "client_secret": app.client_secret}}, format="json"))
+        assert data["status"] == "connected", data
+        card = ok(api_a.get(f"{API}/ninjaone/webhook/"))
+        assert card["url"].startswith("http://testserver/webhooks/ninjaone/")
+        assert sim.webhook is not None, data["connection_test"]
+        assert sim.webhook["url"] == card["url"]
+        assert sim.webhook["headers"] == [{"name": card["header_name"], "value": card["secret"]}]
+        assert "Webhook registered in NinjaOne." in data["connection_test"]["message"]
+        # The connection test registers it again after it was removed in NinjaOne.
+        sim.webhook = None
+        assert ok(api_a.post(f"{API}/ninjaone/test/"))["ok"] is True
+        assert sim.webhook["url"] == card["url"]
+
+
+def test_ninjaone_webhook_card_then_register_delete_endpoints(api_a):
+    with NinjaOneSimulator() as sim:
+        app = sim.add_app()
+        ok(api_a.put(f"{API}/ninjaone/", {"base_url": sim.url, "settings": {"register_webhook": False},
+                                          "credentials": {"client_id": app.client_id,
+                                                          "client_secret": app.client_secret}}, format="json"))
+        assert sim.webhook is None
+        with committed():
+            registered = ok(api_a.post(f"{API}/ninjaone/webhook/register/"))
+        assert registered["registered"] is True and sim.webhook["url"] == registered["url"]
+        assert ok(api_a.delete(f"{API}/ninjaone/webhook/register/"))["registered"] is False
+        assert sim.webhook is None
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v2", "/v2/", "/api/v2"])
+def test_ninjaone_base_url_with_or_without_the_api_path(api_a, suffix):
+    with NinjaOneSimulator() as sim:
+        sim.add_org("Harbor Dental Group")
+        app = sim.add_app()
+        data = ok(api_a.put(f"{API}/ninjaone/", {"base_url": sim.url + suffix, "settings": {"register_webhook": False},
+                                                 "credentials": {"client_id": app.client_id,
+                                                                 "client_secret": app.client_secret}}, format="json"))
+        assert data["status"] == "connected", data["last_error"]
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v2", "/v2/"])
+def test_level_bare_host_means_its_v2(api_a, suffix):
+    with LevelSimulator() as sim:
+        sim.add_group("Harbor Dental Group")
+        data = ok(api_a.put(f"{API}/level/", {"base_url": sim.url + suffix,
+                                              "credentials": {"api_key": sim.read_write_key}}, format="json"))
+        assert data["status"] == "connected", data["last_error"]
+        assert sim.calls_to("GET", "/v2/groups")
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+def test_huntress_bare_host_means_its_v1(api_a, suffix):
+    with HuntressSimulator() as sim:
+        sim.add_org("Harbor Dental Group")
+        data = ok(api_a.put(f"{API}/huntress/", {"base_url": sim.url + suffix, "credentials": {
+            "api_key": sim.rw_key, "api_secret": sim.rw_secret}}, format="json"))
+        assert data["status"] == "connected", data["last_error"]
+        assert data["account_name"] == "Example MSP"
+
+
+def test_api_roots():
+    assert level_base(None) == level_base("") == "https://api.level.io/v2"
+    assert level_base("https://proxy.example/") == "https://proxy.example/v2"
+    assert level_base("https://proxy.example/level/v2/") == "https://proxy.example/level/v2"
+    assert level_base("https://proxy.example/level") == "https://proxy.example/level"  # a path is kept as given
+    assert huntress_base(None) == "https://api.huntress.io/v1"
+    assert huntress_base("http://127.0.0.1:8123") == "http://127.0.0.1:8123/v1"
+    assert huntress_base("http://127.0.0.1:8123/v1/") == "http://127.0.0.1:8123/v1"
+    assert base_url_for("eu", "") == "https://eu.ninjarmm.com"
+    assert base_url_for("app", "https://eu.ninjarmm.com/v2/") == "https://eu.ninjarmm.com"
+    assert base_url_for("app", "https://x.example/api/v2") == "https://x.example"
+    assert base_url_for("app", "https://x.example/ninja") == "https://x.example/ninja"
