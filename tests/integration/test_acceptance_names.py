@@ -2,6 +2,7 @@
 
 - NinjaOne's connect registers our webhook in NinjaOne ("connect does it too") with the product run as
   the README says, PSA_PUBLIC_BASE_URL unset: the URL comes from the admin's request, as the card's does.
+- POST tickets/ without a board files the ticket on "General" (as the new-ticket form does).
 - A provider base URL given as a bare host (a simulator's or a proxy's address) reaches the API under
   the provider's version path (Level /v2, Huntress /v1); a NinjaOne override pasted with /v2 is cut back.
 """
@@ -17,6 +18,7 @@ from tests.helpers import committed, ok
 from tests.simulators.huntress import HuntressSimulator
 from tests.simulators.level import LevelSimulator
 from tests.simulators.ninjaone import NinjaOneSimulator
+from tickets.models import Board
 
 API = "/api/v1/integrations"
 
@@ -105,3 +107,17 @@ def test_api_roots():
     assert base_url_for("app", "https://eu.ninjarmm.com/v2/") == "https://eu.ninjarmm.com"
     assert base_url_for("app", "https://x.example/api/v2") == "https://x.example"
     assert base_url_for("app", "https://x.example/ninja") == "https://x.example/ninja"
+
+
+def test_a_ticket_created_without_a_board_goes_to_general(api_a, tenant_a, make_client, as_tenant):
+    acme = make_client(tenant_a.tenant, "Acme")
+    boards = {b["name"]: b["id"] for b in ok(api_a.get("/api/v1/boards/"))["results"]}
+    made = ok(api_a.post("/api/v1/tickets/", {"title": "Printer jam", "client": acme.pk}, format="json"), 201)
+    assert made["board"] == boards["General"] and made["source"] == "manual" and made["is_closed"] is False
+    chosen = ok(api_a.post("/api/v1/tickets/", {"title": "Alarm", "board": boards["Security"]}, format="json"), 201)
+    assert chosen["board"] == boards["Security"]
+    # The same default on a tenant whose "General" was renamed: the first board.
+    with as_tenant(tenant_a.tenant):
+        Board.objects.filter(pk=boards["General"]).update(name="Service desk")
+    other = ok(api_a.post("/api/v1/tickets/", {"title": "Second"}, format="json"), 201)
+    assert other["board"] == min(boards.values())

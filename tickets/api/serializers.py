@@ -67,7 +67,7 @@ class TicketSerializer(TenantModelSerializer):
         ]
         read_only_fields = ["number", "source", "source_ref", "occurrence_count", "created_at", "updated_at", "closed_at",
                             "is_test"]
-        extra_kwargs = {"status": {"required": False}}
+        extra_kwargs = {"status": {"required": False}, "board": {"required": False}}
 
     def get_related_tickets(self, obj) -> list[int]:
         return sorted(r.related_id for r in obj.relations.all())
@@ -89,6 +89,12 @@ class TicketSerializer(TenantModelSerializer):
         return serializers.DateTimeField().to_representation(value) if value else None
 
     def validate(self, attrs):
+        if self.instance is None and attrs.get("board") is None:
+            # A new ticket without a board goes to "General", as on the new-ticket form.
+            board = Board.objects.filter(name="General").first() or Board.objects.order_by("pk").first()
+            if board is None:
+                raise serializers.ValidationError({"board": ["This field is required (no board exists yet)."]})
+            attrs["board"] = board
         board = attrs.get("board", getattr(self.instance, "board", None))
         status = attrs.get("status")
         if status is not None and board is not None and not status.applies_to(board):
