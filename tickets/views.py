@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.db.models import Max, Min
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -130,6 +131,8 @@ def _context(request, ticket: Ticket, note_form=None, update_form=None) -> dict:
         # Providers that alerted on the same device (alerts.services.correlation), and the alerts themselves.
         "related": list(Ticket.objects.filter(pk__in=ticket.relations.values("related_id"))
                         .select_related("status").order_by("-created_at", "-id")),
+        # When its alerts were first and last seen (count, first seen, last seen in the Details card).
+        "seen": ticket.alerts.aggregate(first=Min("first_seen"), last=Max("last_seen")),
         "ticket_alerts": list(ticket.alerts.order_by("-last_seen", "-id")
                               .only("pk", "title", "external_id", "provider", "state", "last_seen")[:20]),
         "note_form": note_form or NoteForm(),

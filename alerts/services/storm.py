@@ -44,24 +44,36 @@ def threshold() -> int:
     return int(getattr(settings, "PSA_STORM_NEW_CONDITIONS_PER_MINUTE", 50))
 
 
-def count_new_condition(integration_id: int, now: dt.datetime) -> int:
-    """New conditions of the integration in the last minute, this one included (0 when the cache is down):
-    this minute's counter plus the previous minute's, weighted by how much of it is still in the window."""
+def _active_key(integration_id: int) -> str:
+    return f"psa:storm:{integration_id}:active"
+
+
+def count_new_condition(integration_id: int, now: dt.datetime) -> tuple[int, bool]:
+    """(new conditions of the integration in the last minute, this one included; whether one of its storms
+    grew in the last minute). The count is this minute's counter plus the previous minute's, weighted by
+    how much of it is still in the window. (0, False) when the cache is down."""
     minute, into = divmod(now.timestamp(), 60)
     key, previous = f"psa:storm:{integration_id}:{int(minute)}", f"psa:storm:{integration_id}:{int(minute) - 1}"
     try:
         cache.add(key, 0, timeout=180)
         current = int(cache.incr(key))
-        before = int(cache.get(previous) or 0)
+        got = cache.get_many([previous, _active_key(integration_id)])
     except Exception:  # noqa: BLE001 - no counter: no storm guard, never a lost alert
-        return 0
-    return current + int(before * (60 - into) / 60)
+        return 0, False
+    return current + int(int(got.get(previous) or 0) * (60 - into) / 60), bool(got.get(_active_key(integration_id)))
 
 
 def _storming(alert: Alert, now: dt.datetime) -> bool:
     """A storm of this integration and client got an alert within the last minute: it goes on."""
     return AlertStorm.objects.filter(integration_id=alert.integration_id, client_id=alert.client_id, state="open",
                                      last_alert_at__gte=now - dt.timedelta(minutes=1)).exists()
+
+
+def _mark_active(integration_id: int) -> None:
+    try:
+        cache.set(_active_key(integration_id), 1, timeout=60)
+    except Exception:  # noqa: BLE001 - the storm then ends a little sooner
+        log.warning("storm flag not set (cache unavailable)")
 
 
 def _dt(value):
@@ -91,7 +103,10 @@ def join(alert: Alert, rule, ctx: dict, row, now: dt.datetime) -> int | None:
     limit = threshold()
     if not limit or alert.client_id is None or alert.is_test:
         return None
-    if count_new_condition(alert.integration_id, now) <= limit and not _storming(alert, now):
+    count, active = count_new_condition(alert.integration_id, now)
+    # Below the threshold, a storm still going on (it grew in the last minute) keeps taking new conditions;
+    # the database is asked only when the cache says one of this integration's storms is active.
+    if count <= limit and not (active and _storming(alert, now)):
         return None
     from alerts.services import rowsql, ticketing
 
@@ -106,6 +121,7 @@ def join(alert: Alert, rule, ctx: dict, row, now: dt.datetime) -> int | None:
     else:
         return None
     rowsql.update_row(AlertGroup, row.id, {"ticket": ticket_id, "storm": storm_id})
+    _mark_active(alert.integration_id)
     if fresh:
         _merge_recent(alert, storm_id, ticket_id, now)
     _maybe_note(storm_id, ticket_id, alert, now)

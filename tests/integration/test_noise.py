@@ -80,6 +80,22 @@ def test_a_10000_firing_storm_of_one_condition_is_one_ticket_counted_exactly_wit
     assert time.monotonic() - started < 120
 
 
+def test_the_ticket_page_shows_count_first_and_last_seen(fx, tenant_a):
+    from django.test import Client as HttpClient
+
+    with clock() as c:
+        a = ingest(fx, fake_alert("p-0", "o1", condition_key="disk"))
+        c.advance(90)
+        ingest(fx, fake_alert("p-1", "o1", condition_key="disk"))
+        first, last = a.first_seen, c.now
+    web = HttpClient()
+    web.force_login(tenant_a.user)
+    page = web.get(f"/tickets/{a.ticket_id}/").content.decode()
+    assert 'data-testid="occurrences">2<' in page
+    assert f'datetime="{first.isoformat()}" data-testid="first-seen"' in page
+    assert f'datetime="{last.isoformat()}" data-testid="last-seen"' in page
+
+
 def test_interval_zero_notes_every_firing(fx):
     with tenant_context(fx.tenant):
         AlertRule.objects.create(name="Every firing", position=1, occurrence_note_minutes=0)
