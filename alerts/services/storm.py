@@ -153,7 +153,8 @@ def _storm_ticket(alert: Alert, rule, ctx: dict, storm_id: int) -> int:
                      "instead of a ticket each; the notes list the devices and conditions as the storm grows. "
                      "Split the storm into a ticket per condition from this ticket when it is over."),
         client_id=alert.client_id, priority=priority_for(rule, alert.severity), category_id=rule.category_id,
-        assignee_id=rule.assignee_id, source=TicketSource.ALERT, source_ref=f"storm:{storm.pk}", savepoint=False)
+        assignee_id=rule.assignee_id, source=TicketSource.ALERT, source_ref=f"storm:{storm.pk}", savepoint=False,
+        occurrence_count=0)  # every alert it holds counts one, the first included (join's record_occurrence)
     add_note(ticket, kind=NoteKind.SYSTEM, touch=False, savepoint=False,
              body=f"Alert storm started at {_when(storm.started_at)}: {ticketing.describe(alert, ctx)}.")
     AlertStorm.objects.filter(pk=storm_id).update(ticket=ticket)
@@ -218,8 +219,12 @@ def _maybe_note(storm_id: int, ticket_id: int, alert: Alert | None, now: dt.date
                [storm.noted_count:storm.noted_count + LISTED])
     if alert is not None and alert.ticket_id != ticket_id and len(new) < LISTED:
         new.append((alert.device_name, alert.device_external_id, alert.title, alert.condition_key))
-    devices = linked.exclude(device_external_id="").values("device_external_id").distinct().count()
-    conditions = linked.values("dedup_key").distinct().count()
+    # One read of three short columns a minute at most; the alert being linked now is counted too.
+    rows = list(linked.values_list("device_external_id", "device_name", "dedup_key"))
+    if alert is not None and alert.ticket_id != ticket_id:
+        rows.append((alert.device_external_id, alert.device_name, alert.dedup_key))
+    devices = len({dx or d for dx, d, _ in rows if dx or d})
+    conditions = len({k for _, _, k in rows})
     listed = "; ".join(f"{d or dx or 'unknown device'}: {t or c}" for d, dx, t, c in new)
     more = total - storm.noted_count - len(new)
     body = (f"Alert storm: {total} alert{'s' if total != 1 else ''} on {devices} device{'s' if devices != 1 else ''}"
