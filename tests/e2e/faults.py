@@ -133,6 +133,9 @@ class SmtpSink(_Listener):
     def __init__(self):
         super().__init__()
         self.messages: list[email.message.Message] = []
+        # Called with each message once it is received and before the server's "250" (a test kills the
+        # sending worker there: the mail is out, the sender never heard so).
+        self.on_message = None
 
     def message_ids(self) -> Counter:
         return Counter(m["Message-ID"] for m in self.messages)
@@ -149,7 +152,10 @@ class SmtpSink(_Listener):
                 lines = []
                 while (data := f.readline()) and data not in (b".\r\n", b".\n"):
                     lines.append(data[1:] if data.startswith(b"..") else data)
-                self.messages.append(email.message_from_bytes(b"".join(lines)))
+                message = email.message_from_bytes(b"".join(lines))
+                self.messages.append(message)
+                if self.on_message is not None:
+                    self.on_message(message)
                 conn.sendall(b"250 queued\r\n")
             elif cmd.startswith(b"QUIT"):
                 conn.sendall(b"221 bye\r\n")

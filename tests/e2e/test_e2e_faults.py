@@ -51,7 +51,7 @@ def rig(live_db_url, live_redis_url):
         "DJANGO_SETTINGS_MODULE": "tests.e2e.fault_settings",
         "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port),
         "PSA_OUTBOX_RETRY_BASE_SECONDS": "1", "PSA_OUTBOX_RETRY_MAX_SECONDS": "3", "PSA_OUTBOX_GIVE_UP_SECONDS": "600",
-        "PSA_OUTBOX_LEASE_SECONDS": "20", "PSA_STORM_NEW_CONDITIONS_PER_MINUTE": "0",
+        "PSA_OUTBOX_LEASE_SECONDS": "8", "PSA_STORM_NEW_CONDITIONS_PER_MINUTE": "0",
         "PSA_HTTP_TIMEOUT": "2", "PSA_HTTP_RETRIES": "1",
         # Production's inbound lease (the heartbeat keeps a live worker's claim): the kill test measures it.
         "PSA_E2E_LEASE_SECONDS": "15", "PSA_E2E_SWEEP_AFTER_SECONDS": "5",
@@ -290,6 +290,41 @@ def test_smtp_down_is_retried_then_delivered_once(stack, level):
     FIGURES.append({"fault": "SMTP down, then back", "emails_caused": 3,
                     "attempts_while_down": sum(r["attempts"] for r in pending), "emails_received": len(got),
                     "emails_twice": len(got) - len(set(got))})
+
+
+def test_a_worker_killed_between_the_mail_servers_answer_and_the_mark_sends_no_second_email(stack, level):
+    """The SMTP sink kills the whole worker (SIGKILL) the moment it has the message, before answering: the
+    mail is out, the row was never marked done. After the claim's lease a new worker finds the row in doubt
+    and fails it as "may have gone out" instead of sending it again."""
+    msp = Msp(stack, level)
+    killed: list[str] = []
+
+    def kill_sender(message):
+        if not killed:
+            killed.append(message["Message-ID"])
+            stack.kill_worker()
+
+    stack.smtp.on_message = kill_sender
+    try:
+        with Beat(stack.redis_url, SWEEPERS, every=2):
+            alert_id = msp.fire(level.pcs[0], "RAID degraded")[0]
+            wait_for(lambda: killed, 30, what="the worker to send the email")
+            stack.smtp.on_message = None
+            stack.start_worker()
+            ticket_id = _alert_ticket(msp, alert_id)
+            (email_row,) = wait_for(
+                lambda: (r := msp.effects(ticket=ticket_id, kind="notify.email")) and r[0]["state"] != "pending" and r,
+                40, 0.5, "the in-doubt email to be settled")
+    finally:
+        stack.smtp.on_message = None
+    received = [m for m in stack.smtp.messages if m["Message-ID"] == killed[0]]
+    assert email_row["state"] == "failed" and "may have gone out" in email_row["last_error"], email_row
+    assert killed[0].startswith(f"<psa-side-effect-{email_row['id']}@") and len(received) == 1
+    in_app = msp.effects(ticket=ticket_id, kind="notify.in_app")
+    assert [r["state"] for r in in_app] == ["done"]
+    FIGURES.append({"fault": "worker SIGKILLed inside the SMTP exchange (after the server had the mail)",
+                    "emails_caused": 1, "emails_received": len(received), "row_state": email_row["state"],
+                    "resent_automatically": 0, "in_app_done": len(in_app)})
 
 
 # -- the provider answers 500, 429 and slowly to resets ------------------------------------------------------
