@@ -182,23 +182,42 @@ class NinjaOneClient:
         return self.all("/v2/organizations")
 
     def organizations_detailed(self) -> list[dict[str, Any]]:
-        """Organizations with their ``locations`` (and policies, settings)."""
-        return self.all("/v2/organizations-detailed")
+        """Organizations with their ``locations`` (and policies, settings); the plain list (locations then
+        read from ``/v2/locations``) from a server without the detailed route (404)."""
+        try:
+            return self.all("/v2/organizations-detailed")
+        except NotFound:
+            return self.organizations()
 
     def organization(self, org_id: int) -> dict[str, Any] | None:
         data = self.request("GET", f"/v2/organization/{int(org_id)}", ok_404=True)
         return data if isinstance(data, dict) else None
 
     def locations(self) -> list[dict[str, Any]]:
-        return self.all("/v2/locations")
+        try:
+            return self.all("/v2/locations")
+        except NotFound:  # a server without the route: organizations without locations
+            return []
 
     def organization_locations(self, org_id: int) -> list[dict[str, Any]]:
         return _rows(self.request("GET", f"/v2/organization/{int(org_id)}/locations"))
 
     # -- devices ---------------------------------------------------------------------------------
     def device_pages(self, *, detailed: bool = True, df: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of devices; ``/v2/devices`` when the server has no detailed route (a 404 on its first page)."""
         params = {"df": df} if df else None
-        return self.pages("/v2/devices-detailed" if detailed else "/v2/devices", params)
+        if not detailed:
+            yield from self.pages("/v2/devices", params)
+            return
+        started = False
+        try:
+            for page in self.pages("/v2/devices-detailed", params):
+                started = True
+                yield page
+        except NotFound:
+            if started:
+                raise
+            yield from self.pages("/v2/devices", params)
 
     def device(self, device_id: int) -> dict[str, Any] | None:
         data = self.request("GET", f"/v2/device/{int(device_id)}", ok_404=True)

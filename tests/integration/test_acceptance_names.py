@@ -121,3 +121,29 @@ def test_a_ticket_created_without_a_board_goes_to_general(api_a, tenant_a, make_
         Board.objects.filter(pk=boards["General"]).update(name="Service desk")
     other = ok(api_a.post("/api/v1/tickets/", {"title": "Second"}, format="json"), 201)
     assert other["board"] == min(boards.values())
+
+
+@pytest.mark.parametrize("missing", [("-detailed",), ("-detailed", "/locations")])
+def test_ninjaone_server_without_the_detailed_routes(api_a, tenant_a, make_client, missing):
+    """A NinjaOne (or a simulator of it) serving only /v2/organizations and /v2/devices still syncs."""
+    harbor = make_client(tenant_a.tenant, "Harbor Dental Group")
+    with NinjaOneSimulator() as sim:
+        org = sim.add_org("Harbor Dental Group", ["Main Office"])
+        sim.add_device(org["id"], "HDG-FRONT-01", location_id=sim.locations_of(org["id"])[0]["id"])
+        sim._routes = [r for r in sim._routes if not any(m in r[1].pattern for m in missing)]
+        app = sim.add_app()
+        ok(api_a.put(f"{API}/ninjaone/", {"base_url": sim.url, "settings": {"register_webhook": False},
+                                          "credentials": {"client_id": app.client_id,
+                                                          "client_secret": app.client_secret}}, format="json"))
+        with committed():
+            job = ok(api_a.post(f"{API}/ninjaone/organizations/sync/"), 202)
+        assert ok(api_a.get(f"/api/v1/jobs/{job['id']}/"))["state"] == "succeeded"
+        names = {o["name"]: o for o in ok(api_a.get(f"{API}/ninjaone/organizations/"))["results"]}
+        assert ("Main Office" in names) is ("/locations" not in missing)
+        ok(api_a.patch(f"{API}/ninjaone/organizations/{names['Harbor Dental Group']['id']}/",
+                       {"client": harbor.pk}, format="json"))
+        with committed():
+            job = ok(api_a.post(f"{API}/ninjaone/devices/sync/"), 202)
+        done = ok(api_a.get(f"/api/v1/jobs/{job['id']}/"))
+        assert done["state"] == "succeeded" and done["summary"]["created"] == 1, done
+        assert sim.calls_to("GET", "/v2/devices") and sim.calls_to("GET", "/v2/organizations")
