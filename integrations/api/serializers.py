@@ -138,11 +138,37 @@ class IntegrationWriteSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
+            data = self._documented_aliases(data)
             unknown = sorted(set(data) - set(self.fields) - READ_ONLY_KEYS)
             if unknown:
                 raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
             data = {k: v for k, v in data.items() if k in self.fields}
         return super().to_internal_value(data)
+
+    def _documented_aliases(self, data: dict) -> dict:
+        """API.md lists "(+ region or base_url)" beside a provider's credentials: ``credentials.base_url``
+        means the top-level ``base_url``, and ``credentials.region`` (or a top-level ``region``) the
+        ``settings.region`` of a provider that has one. Keys a provider declares as its own stay put."""
+        cls = self.context.get("provider_cls")
+        if cls is None:
+            return data
+        own = {f.name for f in cls.credential_fields}
+        data = dict(data)
+        creds = data.get("credentials")
+        if isinstance(creds, dict):
+            creds = dict(creds)
+            if "base_url" in creds and "base_url" not in own:
+                value = creds.pop("base_url")
+                data.setdefault("base_url", value)
+            if "region" in creds and "region" not in own:
+                data.setdefault("region", creds.pop("region"))
+            data["credentials"] = creds
+        if "region" in data and any(f.name == "region" for f in cls.settings_fields):
+            region = data.pop("region")
+            settings = data.get("settings")
+            if isinstance(settings, dict) or settings is None:
+                data["settings"] = {"region": region, **(settings or {})}
+        return data
 
 
 class ExternalOrganizationSerializer(TenantModelSerializer):

@@ -112,8 +112,8 @@ class IntegrationViewSet(viewsets.ViewSet):
         return Response(integration_data(integration, counts_for(provider)))
 
     def update(self, request, provider=None):
-        config.provider_class(provider)
-        ser = IntegrationWriteSerializer(data=request.data)
+        cls = config.provider_class(provider)
+        ser = IntegrationWriteSerializer(data=request.data, context={"provider_cls": cls})
         ser.is_valid(raise_exception=True)
         v = ser.validated_data
         integration, connection = config.save(

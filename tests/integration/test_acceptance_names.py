@@ -2,6 +2,7 @@
 
 - NinjaOne's connect registers our webhook in NinjaOne ("connect does it too") with the product run as
   the README says, PSA_PUBLIC_BASE_URL unset: the URL comes from the admin's request, as the card's does.
+- PUT integrations/{provider}/ takes region and base_url beside the credentials, as API.md lists them.
 - POST tickets/ without a board files the ticket on "General" (as the new-ticket form does).
 - A provider base URL given as a bare host (a simulator's or a proxy's address) reaches the API under
   the provider's version path (Level /v2, Huntress /v1); a NinjaOne override pasted with /v2 is cut back.
@@ -18,6 +19,7 @@ from tests.helpers import committed, ok
 from tests.simulators.huntress import HuntressSimulator
 from tests.simulators.level import LevelSimulator
 from tests.simulators.ninjaone import NinjaOneSimulator
+from tests.simulators.tactical import TacticalSimulator
 from tickets.models import Board
 
 API = "/api/v1/integrations"
@@ -147,3 +149,23 @@ def test_ninjaone_server_without_the_detailed_routes(api_a, tenant_a, make_clien
         done = ok(api_a.get(f"/api/v1/jobs/{job['id']}/"))
         assert done["state"] == "succeeded" and done["summary"]["created"] == 1, done
         assert sim.calls_to("GET", "/v2/devices") and sim.calls_to("GET", "/v2/organizations")
+
+
+def test_region_and_base_url_beside_the_credentials_as_api_md_lists_them(api_a):
+    """API.md: ninjaone {client_id, client_secret} (+ region or base_url); tactical (+ base_url)."""
+    with TacticalSimulator() as tactical, NinjaOneSimulator() as ninja:
+        tactical.add_client("Harbor Dental Group")
+        data = ok(api_a.put(f"{API}/tactical/", {"credentials": {"api_key": tactical.api_key,
+                                                                 "base_url": tactical.url}}, format="json"))
+        assert (data["base_url"], data["status"]) == (tactical.url, "connected"), data["last_error"]
+        app = ninja.add_app()
+        data = ok(api_a.put(f"{API}/ninjaone/", {"credentials": {
+            "client_id": app.client_id, "client_secret": app.client_secret, "region": "eu", "base_url": ninja.url},
+            "settings": {"register_webhook": False}}, format="json"))
+        assert (data["settings"]["region"], data["base_url"], data["status"]) == ("eu", ninja.url, "connected")
+        data = ok(api_a.put(f"{API}/ninjaone/", {"region": "ca"}, format="json"))
+        assert data["settings"]["region"] == "ca" and data["settings"]["register_webhook"] is False
+        assert ok(api_a.put(f"{API}/ninjaone/", {"region": "ca", "settings": {"region": "oc"}},
+                            format="json"))["settings"]["region"] == "oc"  # the documented name wins
+        refused = api_a.put(f"{API}/level/", {"region": "eu"}, format="json")
+        assert refused.status_code == 400 and refused.json() == {"region": ["Unknown field."]}
