@@ -298,6 +298,15 @@ PSA_BACKLOG_ALARM = int(os.environ.get("PSA_BACKLOG_ALARM", "1000"))
 ADMINS = [(email, email) for email in env_list("PSA_OPERATOR_EMAILS")]
 PSA_HTTP_TIMEOUT = float(os.environ.get("PSA_HTTP_TIMEOUT", "15"))
 PSA_HTTP_RETRIES = int(os.environ.get("PSA_HTTP_RETRIES", "3"))
+# Side effects (the outbox) and noise control: docs/alerts.md.
+PSA_OUTBOX_RETRY_BASE_SECONDS = float(os.environ.get("PSA_OUTBOX_RETRY_BASE_SECONDS", "10"))
+PSA_OUTBOX_RETRY_MAX_SECONDS = float(os.environ.get("PSA_OUTBOX_RETRY_MAX_SECONDS", "600"))
+PSA_OUTBOX_GIVE_UP_SECONDS = float(os.environ.get("PSA_OUTBOX_GIVE_UP_SECONDS", str(6 * 3600)))
+PSA_INBOUND_LEASE_SECONDS = int(os.environ.get("PSA_INBOUND_LEASE_SECONDS", "15"))
+PSA_STORM_NEW_CONDITIONS_PER_MINUTE = int(os.environ.get("PSA_STORM_NEW_CONDITIONS_PER_MINUTE", "50"))
+PSA_FLAP_COUNT = int(os.environ.get("PSA_FLAP_COUNT", "2"))
+PSA_FLAP_WINDOW_MINUTES = float(os.environ.get("PSA_FLAP_WINDOW_MINUTES", "30"))
+PSA_FLAP_STABLE_MINUTES = float(os.environ.get("PSA_FLAP_STABLE_MINUTES", "10"))
 
 LOGGING = {
     "version": 1,
