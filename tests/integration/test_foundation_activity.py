@@ -101,14 +101,25 @@ def test_closed_at_is_set_by_a_closed_status_and_cleared_on_reopen(ticket, api_a
     assert reopened["is_closed"] is False and reopened["closed_at"] is None
 
 
-def test_closing_goes_through_a_closed_status_only(ticket, api_a):
+def test_is_closed_closes_and_reopens_through_the_boards_statuses(ticket, api_a, tenant_a, as_tenant):
     url = f"/api/v1/tickets/{ticket.pk}/"
-    r = api_a.patch(url, {"is_closed": True}, format="json")
-    assert r.status_code == 400 and "status" in r.json()["is_closed"][0]
-    after = api_a.get(url).json()
-    assert after["is_closed"] is False and after["closed_at"] is None
+    closed = api_a.patch(url, {"is_closed": True}, format="json").json()
+    with as_tenant(tenant_a.tenant):
+        status = Status.objects.get(pk=closed["status"])
+        assert status.is_closed  # the board's closed status, so closing does everything a status change does
+    assert closed["is_closed"] is True and closed["closed_at"] is not None
+    reopened = api_a.patch(url, {"is_closed": False}, format="json").json()
+    with as_tenant(tenant_a.tenant):
+        assert Status.objects.get(pk=reopened["status"]).is_default
+    assert reopened["is_closed"] is False and reopened["closed_at"] is None
     # Repeating the current state is harmless (clients that send back what they read).
     assert api_a.patch(url, {"is_closed": False, "title": "Disk full on SRV1"}, format="json").status_code == 200
+    # A status and is_closed that disagree are refused, not silently reconciled.
+    with as_tenant(tenant_a.tenant):
+        open_status = Status.objects.filter(is_closed=False).first()
+    r = api_a.patch(url, {"is_closed": True, "status": open_status.pk}, format="json")
+    assert r.status_code == 400 and "disagree" in r.json()["is_closed"][0]
+    assert api_a.patch(url, {"is_closed": "yes"}, format="json").status_code == 400
 
 
 def test_a_person_closing_a_ticket_signals_after_commit(ticket, tech, tenant_a, as_tenant, django_capture_on_commit_callbacks):

@@ -45,8 +45,7 @@ class CategorySerializer(TenantModelSerializer):
 
 
 CLOSE_VIA_STATUS = (
-    "is_closed follows the status: close or reopen a ticket by setting its status "
-    "(a status with is_closed true closes it)."
+    "is_closed follows the status: this status and is_closed disagree (send one of them, or both in agreement)."
 )
 
 
@@ -99,7 +98,9 @@ class TicketSerializer(TenantModelSerializer):
         status = attrs.get("status")
         if status is not None and board is not None and not status.applies_to(board):
             raise serializers.ValidationError({"status": [f"Status {status.name!r} is not available on board {board.name!r}."]})
-        self._check_is_closed(status)
+        status = self._status_for_is_closed(status, board)
+        if status is not None:
+            attrs["status"] = status
         if self.instance is None and "client" not in attrs:
             # A ticket about an asset/site/contact belongs to that object's client.
             for name in ("asset", "site", "contact"):
@@ -114,17 +115,29 @@ class TicketSerializer(TenantModelSerializer):
         return attrs
 
 
-    def _check_is_closed(self, status) -> None:
-        """``is_closed`` follows the status: a request asking for a different state is refused, not ignored."""
+    def _status_for_is_closed(self, status, board):
+        """``is_closed`` follows the status. ``{"is_closed": true}`` alone closes the ticket through the
+        board's closed status (its own, else a shared one), ``false`` reopens it in the board's default
+        open status; with a status that disagrees it is refused, never ignored. Returns the status to set."""
         wanted = self.initial_data.get("is_closed") if isinstance(self.initial_data, dict) else None
         if wanted is None:
-            return
+            return status
+        if not isinstance(wanted, bool):
+            raise serializers.ValidationError({"is_closed": ["Must be true or false."]})
         current = status or getattr(self.instance, "status", None)
         closed_now = current.is_closed if current is not None else False  # new tickets start in an open status
-        if not isinstance(wanted, bool) or wanted != closed_now:
-            raise serializers.ValidationError(
-                {"is_closed": [CLOSE_VIA_STATUS]}
-            )
+        if wanted == closed_now:
+            return status
+        if status is not None:
+            raise serializers.ValidationError({"is_closed": [CLOSE_VIA_STATUS]})
+        choices = [s for s in Status.objects.filter(is_closed=wanted).order_by("position", "id") if s.applies_to(board)]
+        own = [s for s in choices if s.board_id is not None]
+        default = [s for s in choices if s.is_default]
+        picked = (own or choices)[:1] if wanted else (default or own or choices)[:1]
+        if not picked:
+            word = "closed" if wanted else "open"
+            raise serializers.ValidationError({"is_closed": [f"Board {board.name!r} has no {word} status."]})
+        return picked[0]
 
 
 class TicketNoteSerializer(TenantModelSerializer):
