@@ -295,6 +295,9 @@ PSA_WEBHOOK_FLOOD_PER_MINUTE = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE"
 PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT = int(os.environ.get("PSA_WEBHOOK_FLOOD_PER_MINUTE_TENANT", "120000"))
 # The operator (not a tenant) hears of backlogs that keep growing: PSA_OPERATOR_EMAILS=ops@example.com,...
 PSA_BACKLOG_ALARM = int(os.environ.get("PSA_BACKLOG_ALARM", "1000"))
+# The fair dispatcher (alerts.services.dispatch): events one turn claims in all, and per integration.
+PSA_DISPATCH_TURN = int(os.environ.get("PSA_DISPATCH_TURN", "32"))
+PSA_DISPATCH_PER_INTEGRATION = int(os.environ.get("PSA_DISPATCH_PER_INTEGRATION", "8"))
 # Drains commit without waiting for the WAL flush (intake's stored row stays synchronous): see
 # alerts.services.dispatch._asynchronous_commit. 0 makes every commit wait.
 PSA_DRAIN_ASYNC_COMMIT = env_bool("PSA_DRAIN_ASYNC_COMMIT", True)
