@@ -58,8 +58,12 @@ def send_test_alert(integration: Integration, client, asset=None, *, user=None, 
 
     if severity not in SEVERITIES:
         raise TestAlertRefused(f"severity must be one of {', '.join(SEVERITIES)}.")
+    provider_cls = get_provider_class(integration.provider)
+    provider_name = provider_cls.name
+    if provider_cls.capabilities.incidents:
+        # Incident reports never go through the alert pipeline: the incident router has its own "Send test".
+        raise TestAlertRefused(f"{provider_name} reports incidents, not alerts: use Send test on its routing card.")
     org = _organization_for(integration, client)
-    provider_name = get_provider_class(integration.provider).name
     if org is None:
         raise TestAlertRefused(
             f"No {provider_name} organization is mapped to {client.name}: map one under Organizations first "

@@ -124,3 +124,13 @@ def test_non_admins_cannot_use_the_cards(setup, make_member, tenant_a, client):
     client.force_login(tech)
     assert client.post("/integrations/huntress/incidents/poll/", **HX).status_code in (302, 403)
     assert client.post("/integrations/huntress/incidents/test/", **HX).status_code in (302, 403)
+
+
+def test_the_alert_pipelines_test_alert_is_not_offered_for_incident_reports(setup, api_a):
+    """Huntress reports incidents, routed by the incident router: "Send test alert" (the alert
+    pipeline's) is neither on its panel nor accepted by its API; the routing card has its own test."""
+    client, _integration, harbor, *_ = setup
+    page = client.get(PANEL).content.decode()
+    assert 'id="card-incident-test"' in page and 'id="card-test-alert"' not in page
+    r = api_a.post("/api/v1/integrations/huntress/test-alert/", {"client": harbor.pk}, format="json")
+    assert r.status_code == 400 and "reports incidents, not alerts" in r.json()["detail"]
