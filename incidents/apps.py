@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 
-from integrations import sinks
+from integrations import plugins, sinks
+from integrations.base import PanelCard
 from integrations.records import EscalationRecord, IncidentRecord
 
 
@@ -18,6 +19,18 @@ class IncidentsConfig(AppConfig):
 
         sinks.register(IncidentRecord, _incident, readiness=_readiness)
         sinks.register(EscalationRecord, _escalation)
+        # Every provider that reports incidents gets the routing, status, test and escalation cards and
+        # routes; the provider itself names none of them.
+        plugins.extend_capability(plugins.CapabilityExtension(
+            "incidents", web_urls="incidents.web.urls", api_urls="incidents.api.urls",
+            panel_cards=(
+                PanelCard("incident-status", "incidents/cards/status.html", "incidents.web.cards.status_context"),
+                PanelCard("incident-routing", "incidents/cards/routing.html", "incidents.web.cards.routing_context"),
+                PanelCard("incident-test", "incidents/cards/test.html", "incidents.web.cards.test_context"),
+                PanelCard("incident-escalations", "incidents/cards/escalations.html",
+                          "incidents.web.cards.escalations_context"),
+            ),
+        ))
 
 
 def _incident(integration, record, *, source: str, inbound_event=None) -> dict:

@@ -17,10 +17,14 @@ panel cards (integrations.base.Provider).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from django.apps import AppConfig
 from django.utils.module_loading import import_string
 
 from . import registry
+from .base import Capabilities, PanelCard
 
 
 class ProviderAppConfig(AppConfig):
@@ -48,15 +52,44 @@ class ProviderAppConfig(AppConfig):
             registry.register(provider_cls, app=self)
 
 
+@dataclass(frozen=True)
+class CapabilityExtension:
+    """What an app adds to every provider that has a capability: the incident router serves every
+    provider with ``capabilities.incidents`` (its routing card, its status and routing routes), so
+    no provider names the app that turns its records into tickets."""
+
+    capability: str  # a field of integrations.base.Capabilities
+    web_urls: str | None = None  # mounted at /integrations/<slug>/ of each such provider
+    api_urls: str | None = None  # mounted at /api/v1/integrations/<slug>/
+    panel_cards: tuple[PanelCard, ...] = ()
+
+
+_extensions: list[CapabilityExtension] = []
+
+
+def extend_capability(extension: CapabilityExtension) -> None:
+    """Called from the contributing app's AppConfig.ready()."""
+    if extension.capability not in {f.name for f in dataclasses.fields(Capabilities)}:
+        raise ValueError(f"unknown capability {extension.capability!r}")
+    if extension not in _extensions:
+        _extensions.append(extension)
+
+
+def extensions_for(provider_cls) -> list[CapabilityExtension]:
+    caps = dataclasses.asdict(provider_cls.capabilities)
+    return [e for e in _extensions if caps.get(e.capability)]
+
+
 def provider_routes(*, api: bool) -> list:
     """``path("integrations/<slug>/", include(module))`` for every provider app that declares its
-    ``api_urls`` (api=True) or ``web_urls``; the framework's URL confs call this."""
+    ``api_urls`` (api=True) or ``web_urls``, and for the capability extensions that serve it; the
+    framework's URL confs call this."""
     from django.urls import include, path
 
     routes = []
     for cls in registry.all_providers():
         app = registry.provider_app(cls.slug)
-        module = (app.api_urls if api else app.web_urls) if app is not None else None
-        if module:
-            routes.append(path(f"integrations/{cls.slug}/", include(module)))
+        modules = [(app.api_urls if api else app.web_urls) if app is not None else None]
+        modules += [e.api_urls if api else e.web_urls for e in extensions_for(cls)]
+        routes += [path(f"integrations/{cls.slug}/", include(m)) for m in modules if m]
     return routes

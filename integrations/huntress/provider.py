@@ -22,7 +22,6 @@ from integrations.base import (
     CredentialField,
     CredentialSet,
     JobKind,
-    PanelCard,
     Provider,
     SettingField,
     WebhookRequest,
@@ -80,15 +79,6 @@ class HuntressProvider(Provider):
     settings_fields = (
         SettingField("poll_escalations", "Also poll escalations", "bool", default=True,
                      help_text="Each poll also reads escalations changed since the last one (one more request)."),
-    )
-    # The incident router's cards (status, routing, test, escalations); their views live with it, mounted
-    # under this provider's routes (apps.py).
-    panel_cards = (
-        PanelCard("incident-status", "incidents/cards/status.html", "incidents.web.cards.status_context"),
-        PanelCard("incident-routing", "incidents/cards/routing.html", "incidents.web.cards.routing_context"),
-        PanelCard("incident-test", "incidents/cards/test.html", "incidents.web.cards.test_context"),
-        PanelCard("incident-escalations", "incidents/cards/escalations.html",
-                  "incidents.web.cards.escalations_context"),
     )
 
     def __init__(self, integration):

@@ -187,9 +187,13 @@ def jobs_ctx(provider_cls, integration) -> dict[str, Any]:
 
 
 def extra_cards(request, provider_cls, integration) -> list[dict[str, Any]]:
-    """The provider's declared panel cards, rendered with their own context."""
+    """The provider's declared panel cards and those of the capability extensions that serve it
+    (integrations.plugins), rendered with their own context."""
+    from integrations.plugins import extensions_for
+
     out = []
-    for card in provider_cls.panel_cards:
+    cards = [*provider_cls.panel_cards, *(c for e in extensions_for(provider_cls) for c in e.panel_cards)]
+    for card in cards:
         if card.requires_integration and integration is None:
             continue
         ctx = {"provider": ProviderView(provider_cls), "integration": integration,
