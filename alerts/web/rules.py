@@ -17,6 +17,7 @@ from alerts.services import rules as svc
 from integrations.web.access import admin_required, is_htmx
 from psa.tenancy import get_current_tenant
 
+from .dryrun import render_dry_run
 from .forms import RuleForm
 
 
@@ -158,37 +159,12 @@ def rule_delete(request, pk: int):
 def rule_dry_run(request):
     """htmx from the rule form: run the form's rule (unsaved) over the last alerts; ``?rule=<id>`` when
     editing. Renders alerts/_rule_dry_run.html."""
-    from rest_framework.exceptions import ValidationError
-
-    from alerts.api.rules import _editing, candidate_rule
+    from alerts.api.rules import candidate_rule
     from alerts.services import dryrun
 
-    try:
-        existing = _editing(request.GET.get("rule"), AlertRule)
-        limit = dryrun.clamp_limit(request.POST.get("dry_run_limit"))
-    except (ValidationError, ValueError):
-        return render(request, "alerts/_rule_dry_run.html", {"errors": ["Invalid rule or limit."]}, status=200)
-    form = RuleForm(request.POST, catch_all=bool(existing and existing.is_catch_all))
-    form.fields["name"].required = False
-    ctx: dict = {"limit": limit}
-    if not form.is_valid():
-        ctx["errors"] = [f"{form.fields[k].label or k if k in form.fields else ''}: {' '.join(v)}".lstrip(": ")
-                         for k, v in form.errors.items()]
-        return render(request, "alerts/_rule_dry_run.html", ctx)
-    payload = form.api_payload()
-    payload["name"] = payload.get("name") or (existing.name if existing else "(dry run)")
-    try:
-        candidate = candidate_rule(payload, existing, {"request": request})
-    except ValidationError as exc:
-        ctx["errors"] = [str(m) for m in _messages(exc.detail)]
-        return render(request, "alerts/_rule_dry_run.html", ctx)
-    ctx["run"] = dryrun.dry_run_rule(candidate, limit=limit, replaces=getattr(existing, "pk", None))
-    return render(request, "alerts/_rule_dry_run.html", ctx)
-
-
-def _messages(detail) -> list:
-    if isinstance(detail, dict):
-        return [f"{k}: {m}" for k, v in detail.items() for m in _messages(v)]
-    if isinstance(detail, (list, tuple)):
-        return [m for item in detail for m in _messages(item)]
-    return [detail]
+    return render_dry_run(
+        request, template="alerts/_rule_dry_run.html", model=AlertRule, editing_param="rule",
+        make_form=lambda existing: RuleForm(request.POST, catch_all=bool(existing and existing.is_catch_all)),
+        build=candidate_rule,
+        run=lambda rule, limit, existing: dryrun.dry_run_rule(rule, limit=limit, replaces=getattr(existing, "pk", None)),
+    )

@@ -19,6 +19,7 @@ from alerts.models import MaintenanceWindow
 from alerts.services import windows as svc
 from integrations.web.access import admin_required
 
+from .dryrun import render_dry_run
 from .forms import WindowForm
 
 
@@ -110,32 +111,11 @@ def window_delete(request, pk: int):
 def window_dry_run(request):
     """htmx from the window form: the last alerts the form's window (unsaved) would have suppressed;
     ``?window=<id>`` when editing. Renders alerts/_window_dry_run.html."""
-    from rest_framework.exceptions import ValidationError
-
-    from alerts.api.rules import _editing
     from alerts.api.windows import candidate_window
     from alerts.services import dryrun
 
-    from .rules import _messages
-
-    try:
-        existing = _editing(request.GET.get("window"), MaintenanceWindow)
-        limit = dryrun.clamp_limit(request.POST.get("dry_run_limit"))
-    except (ValidationError, ValueError):
-        return render(request, "alerts/_window_dry_run.html", {"errors": ["Invalid window or limit."]})
-    form = WindowForm(request.POST)
-    form.fields["name"].required = False
-    ctx: dict = {"limit": limit}
-    if not form.is_valid():
-        ctx["errors"] = [f"{form.fields[k].label if k in form.fields else ''}: {' '.join(v)}".lstrip(": ")
-                         for k, v in form.errors.items()]
-        return render(request, "alerts/_window_dry_run.html", ctx)
-    payload = form.api_payload()
-    payload["name"] = payload.get("name") or (existing.name if existing else "(dry run)")
-    try:
-        window = candidate_window(payload, existing, {"request": request})
-    except ValidationError as exc:
-        ctx["errors"] = [str(m) for m in _messages(exc.detail)]
-        return render(request, "alerts/_window_dry_run.html", ctx)
-    ctx["run"] = dryrun.dry_run_window(window, limit=limit)
-    return render(request, "alerts/_window_dry_run.html", ctx)
+    return render_dry_run(
+        request, template="alerts/_window_dry_run.html", model=MaintenanceWindow, editing_param="window",
+        make_form=lambda existing: WindowForm(request.POST), build=candidate_window,
+        run=lambda window, limit, existing: dryrun.dry_run_window(window, limit=limit),
+    )
