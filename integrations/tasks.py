@@ -21,6 +21,14 @@ def dispatch_due_polls() -> int:
     return len(polling.dispatch_due_polls())
 
 
+@shared_task(name="integrations.dispatch_due_device_syncs", acks_late=False)
+def dispatch_due_device_syncs() -> int:
+    """Beat tick (every 15 minutes): device syncs older than PSA_DEVICE_SYNC_HOURS run again."""
+    from .services.schedule import dispatch_due_device_syncs as dispatch
+
+    return len(dispatch())
+
+
 @shared_task(name="integrations.check_quiet_providers", acks_late=False)
 def check_quiet_providers() -> dict:
     """Beat tick: raise or clear each integration's quiet-provider alarm (admins notified once per alarm)."""

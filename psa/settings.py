@@ -172,6 +172,8 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "integrations-dispatch-polls": {"task": "integrations.dispatch_due_polls", "schedule": 60.0},
+    # Device (and inventory) syncs older than PSA_DEVICE_SYNC_HOURS run again (integrations.services.schedule).
+    "integrations-dispatch-device-syncs": {"task": "integrations.dispatch_due_device_syncs", "schedule": 900.0},
     # Every 5 s (one count query): a killed worker's events (its 15 s lease no longer renewed by its heartbeat,
     # alerts.services.lease) are taken over by another worker within ~20 s.
     "alerts-sweep-inbound-events": {"task": "alerts.sweep_inbound_events", "schedule": 5.0},
@@ -301,6 +303,8 @@ PSA_DISPATCH_PER_INTEGRATION = int(os.environ.get("PSA_DISPATCH_PER_INTEGRATION"
 # Drains commit without waiting for the WAL flush (intake's stored row stays synchronous): see
 # alerts.services.dispatch._asynchronous_commit. 0 makes every commit wait.
 PSA_DRAIN_ASYNC_COMMIT = env_bool("PSA_DRAIN_ASYNC_COMMIT", True)
+# Every connected device provider is synced again when its last device sync is older than this (0: off).
+PSA_DEVICE_SYNC_HOURS = float(os.environ.get("PSA_DEVICE_SYNC_HOURS", "6"))
 ADMINS = [(email, email) for email in env_list("PSA_OPERATOR_EMAILS")]
 PSA_HTTP_TIMEOUT = float(os.environ.get("PSA_HTTP_TIMEOUT", "15"))
 PSA_HTTP_RETRIES = int(os.environ.get("PSA_HTTP_RETRIES", "3"))
