@@ -25,7 +25,6 @@ from integrations.web.access import ProviderView, admin_required, is_htmx, panel
 from . import connect, normalize, oauth_flow
 from .provider import INVENTORY, NinjaOneProvider
 
-PANEL = panel_url("ninjaone")
 ASSET_TYPE_LABELS = {"workstation": "Workstation", "server": "Server", "network_device": "Network device",
                      "mobile": "Mobile", "printer": "Printer", "other": "Other"}
 
@@ -118,7 +117,7 @@ def _done(request, integration: Integration | None, *, ok: str = "", error: str 
         messages.error(request, error)
     elif ok:
         messages.success(request, ok)
-    return redirect(PANEL)
+    return redirect(panel_url("ninjaone"))
 
 
 # -- sign in with NinjaOne ------------------------------------------------------------------------------
@@ -147,13 +146,13 @@ def callback(request):
         integration = oauth_flow.complete(request, request.GET)
     except oauth_flow.FlowError as exc:
         messages.error(request, str(exc))
-        return redirect(PANEL)
+        return redirect(panel_url("ninjaone"))
     except ProviderError as exc:
         messages.error(request, f"NinjaOne refused the sign-in: {describe_error(exc)}")
-        return redirect(PANEL)
+        return redirect(panel_url("ninjaone"))
     result = config.test_connection(integration, request=request)  # connected, and the webhook registered
     (messages.success if result["ok"] else messages.error)(request, f"Signed in with NinjaOne. {result['message']}")
-    return redirect(PANEL)
+    return redirect(panel_url("ninjaone"))
 
 
 # -- webhook --------------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ RECONNECT = "Reconnect required"
 
 
 def panel_path(integration: Integration) -> str:
-    return f"/settings/integrations/rmm/{integration.provider}/"
+    from django.urls import reverse
+
+    return reverse("settings-rmm-provider", args=[integration.provider])
 
 
 def access_lost(integration: Integration, message: str) -> bool:

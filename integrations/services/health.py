@@ -287,15 +287,11 @@ def check_quiet(integration: Integration, now: dt.datetime | None = None) -> str
 
 def _notify_admins(integration: Integration, reason: str) -> int:
     from integrations.registry import get_provider_class
-    from psa.models import Membership, Notification, Role
+    from integrations.services.attention import notify_admins, panel_path
 
     name = get_provider_class(integration.provider).name
-    admins = Membership.objects.filter(tenant_id=integration.tenant_id, role=Role.ADMIN).select_related("user")
-    rows = [Notification(tenant_id=integration.tenant_id, user=m.user, title=f"{name} has gone quiet",
-                         body=reason, url=f"/settings/integrations/rmm/{integration.provider}/")
-            for m in admins if m.user.is_active]
-    Notification.objects.bulk_create(rows)
-    return len(rows)
+    return notify_admins(integration.tenant_id, title=f"{name} has gone quiet", body=reason,
+                         url=panel_path(integration))
 
 
 def check_all_quiet(now: dt.datetime | None = None) -> dict[str, int]:

@@ -19,7 +19,9 @@ admin_required = member_required(roles=(Role.ADMIN,))
 
 
 def panel_url(slug: str) -> str:
-    return f"/settings/integrations/rmm/{slug}/"
+    from django.urls import reverse
+
+    return reverse("settings-rmm-provider", args=[slug])
 
 
 def integration_or_404(provider_cls) -> Integration:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from alerts.models import Alert, InboundEvent
@@ -14,7 +15,7 @@ from integrations.services.health import check_all_quiet
 from psa.models import Notification, Role
 from psa.tenancy import tenant_context
 from tests.conftest import token_client
-from tests.helpers import ok
+from tests.helpers import committed, ok
 from tests.integration.pipeline_support import setup_fake, trigger
 from tests.integration.test_tactical_flow import T, Tactical, connected, run_job, sim  # noqa: F401
 from tests.outbox_support import failed_reset
@@ -120,7 +121,18 @@ def test_quiet_alarm_learns_the_gap_warns_once_and_clears(api_a, tenant_a, clien
     assert check_all_quiet() == {"cleared": 1}
     _spread_history(tenant_a.tenant, integration_id, dt.timedelta(hours=3), dt.timedelta(minutes=10))
     assert check_all_quiet() == {"raised": 1}
-    assert len(_admin_notices(tenant_a)) == 2
+    assert len(_admin_notices(tenant_a)) == 1  # the first notice is still unread: not a second copy
+    assert check_all_quiet() == {"still_quiet": 1}
+    Notification.objects.unscoped().filter(user=tenant_a.user).update(read_at=timezone.now())
+    assert ok(api_a.get(f"{T}/health/"))["quiet"] is True
+    alert = sim.add_alert(sim.front)
+    assert tactical.send(alert["id"]).status_code == 202
+    assert check_all_quiet() == {"cleared": 1}
+    _spread_history(tenant_a.tenant, integration_id, dt.timedelta(hours=3), dt.timedelta(minutes=10))
+    with committed():  # the email goes after the commit
+        assert check_all_quiet() == {"raised": 1}
+    assert len(_admin_notices(tenant_a)) == 2  # read, then quiet again: a new notice
+    assert [m.subject for m in mail.outbox] == ["Tactical RMM has gone quiet"]
 
 
 @pytest.mark.usefixtures("fast")
