@@ -47,8 +47,10 @@ def ticketed_at(db_url: str, external_id: str, timeout: float = 120.0) -> float:
     raise SystemExit(f"alert {external_id} was never ticketed")
 
 
-def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: threading.Event | None = None) -> list[float]:
-    """Post one B alert every ``every`` seconds (at most ``n``); latency of each to its ticket."""
+def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: threading.Event | None = None,
+            posts: list[float] | None = None) -> list[float]:
+    """Post one B alert every ``every`` seconds (at most ``n``); latency of each to its ticket (and, in
+    ``posts``, of each webhook's answer: the part of the latency spent in intake)."""
     import httpx
 
     latencies = []
@@ -62,6 +64,8 @@ def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: thread
             r = http.post(target.url, content=generic_body(alert_id, alert_id, org=0), headers=headers)
             if r.status_code != 202:
                 raise SystemExit(f"B's webhook answered {r.status_code}")
+            if posts is not None:
+                posts.append(time.time() - t0)
             latencies.append(ticketed_at(db_url, alert_id) - t0)
             time.sleep(max(0.0, every - (time.time() - t0)))
     return latencies
@@ -104,7 +108,8 @@ def main(argv=None) -> int:
         b = setup_generic(stack, "Quiet MSP", orgs=1, email="quiet@bench.example")
         load = [os.getloadavg()[0]]
 
-        idle = trickle(args.database_url, b, "idle", args.idle_samples, 0.2)
+        idle_posts: list[float] = []
+        idle = trickle(args.database_url, b, "idle", args.idle_samples, 0.2, posts=idle_posts)
         load.append(os.getloadavg()[0])
 
         t0 = time.time()
@@ -115,8 +120,9 @@ def main(argv=None) -> int:
 
         stop = threading.Event()
         during: list[float] = []
+        during_posts: list[float] = []
         b_thread = threading.Thread(target=lambda: during.extend(
-            trickle(args.database_url, b, "during", 10_000, 0.5, stop)), daemon=True)
+            trickle(args.database_url, b, "during", 10_000, 0.5, stop, posts=during_posts)), daemon=True)
         t0 = time.time()
         b_thread.start()
         storm(a, "beside", args.storm, args.concurrency)
@@ -132,6 +138,8 @@ def main(argv=None) -> int:
             "storm_alerts": args.storm,
             "B_idle": pct(idle),
             "B_during_A_storm": pct(during),
+            "B_webhook_answer_idle": pct(idle_posts),
+            "B_webhook_answer_during": pct(during_posts),
             "B_p50_vs_idle": round(statistics.median(during) / idle_p50, 2) if during and idle else None,
             "A_drain_alone_s": round(alone_s, 2),
             "A_drain_beside_B_s": round(beside_s, 2),

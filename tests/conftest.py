@@ -39,9 +39,9 @@ def _no_pending_wake():
     flag behind (in production it expires in seconds); every test starts without it."""
     from django.core.cache import cache
 
-    from alerts.services.dispatch import WAKE_FLAG
+    from alerts.services.dispatch import ARRIVALS, WAKE_FLAG
 
-    cache.delete(WAKE_FLAG)
+    cache.delete_many([WAKE_FLAG, ARRIVALS])
     yield
 
 

@@ -14,6 +14,14 @@ Drains on more workers (more machines) claim disjoint turns (``FOR UPDATE SKIP L
 fairness lives in PostgreSQL, not in one process. A drain that finds a full turn wakes another drain,
 so busy periods spread over every idle worker.
 
+A turn in progress gives way to a newcomer (preemption): intake notes in Redis which integrations
+stored an event (``ARRIVALS``, in the same round trip as the wake flag); between two events a drain
+looks at that set, and when an integration that had nothing waiting at the turn's claim has arrived,
+it gives back the turn's unstarted events (their attempt not counted) and claims again, where the
+newcomer's event ranks first beside the others' oldest. A quiet tenant's alert thus waits for the
+event in hand, not for a whole turn of another tenant's storm. Integrations already waiting at the
+claim never preempt (their turn comes by rank), so many busy integrations cannot make drains churn.
+
 Wake coalescing is a flag in the cache ("a drain is on its way"): intake publishes only when it sets
 the flag; a drain clears the flag *before* its first claim. An event committed before the clear is
 seen by that claim; one committed after it finds the flag gone and publishes a new wake. The sweeper
@@ -33,12 +41,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from alerts.models import InboundEvent, InboundEventStatus
 from alerts.services import events
 from integrations import registry
 from integrations.models import Integration
+from integrations.ratelimit import redis_client
 from psa.tenancy import tenant_context
 
 log = logging.getLogger(__name__)
@@ -46,6 +56,9 @@ log = logging.getLogger(__name__)
 WAKE_FLAG = "psa:intake:wake-pending"
 # A wake whose message was lost stops blocking new wakes after this long (the sweeper covers the gap).
 WAKE_FLAG_TTL = 5
+# Integrations that stored an event since a drain last claimed (a Redis set; see "preemption" above).
+ARRIVALS = "psa:intake:arrivals"
+ARRIVALS_TTL = 60
 
 
 def turn_size() -> int:
@@ -66,11 +79,12 @@ def security_providers() -> list[str]:
 
 
 # -- waking -----------------------------------------------------------------------------------------
-def wake(force: bool = False) -> bool:
-    """Make sure a drain will run after this moment; True when this call published one."""
+def wake(force: bool = False, arrival: int | None = None) -> bool:
+    """Make sure a drain will run after this moment; True when this call published one. ``arrival``:
+    the integration whose event was just stored (noted for preemption)."""
     if not force:
         try:
-            if not cache.add(WAKE_FLAG, 1, timeout=WAKE_FLAG_TTL):
+            if not _set_wake_flag(arrival):
                 return False  # a drain is already on its way and has not claimed yet
         except Exception:  # noqa: BLE001 - the cache being down must not stop a webhook: publish anyway
             log.warning("wake flag unavailable; publishing a drain")
@@ -86,6 +100,20 @@ def wake(force: bool = False) -> bool:
         except Exception:  # noqa: BLE001
             pass
         return False
+
+
+def _set_wake_flag(arrival: int | None) -> bool:
+    """Set the wake flag unless it is set (True when this call set it), and note the arrival: one
+    round trip to Redis; without Redis (development) only the flag, through the cache."""
+    client = redis_client()
+    if client is None:
+        return cache.add(WAKE_FLAG, 1, timeout=WAKE_FLAG_TTL)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(cache.make_key(WAKE_FLAG), 1, nx=True, ex=WAKE_FLAG_TTL)
+    if arrival is not None:
+        pipe.sadd(cache.make_key(ARRIVALS), arrival)
+        pipe.expire(cache.make_key(ARRIVALS), ARRIVALS_TTL)
+    return bool(pipe.execute()[0])
 
 
 def _clear_wake() -> None:
@@ -143,22 +171,66 @@ UPDATE {ev} AS e SET claimed_at = %(now)s, heartbeat_at = NULL, attempts = e.att
 FROM cand
 WHERE e.id = cand.id AND e.status = %(accepted)s
   AND (e.claimed_at IS NULL OR COALESCE(e.heartbeat_at, e.claimed_at) < %(stale)s)
-RETURNING e.id, e.tenant_id, cand.lane, cand.rn"""
+RETURNING e.id, e.tenant_id, cand.lane, cand.rn,
+          (SELECT array_agg(ints.integration_id) FROM ints WHERE ints.integration_id IS NOT NULL)"""
     return _CLAIM_SQL
 
 
-def claim_turn(now: dt.datetime | None = None) -> list[Claimed]:
+class Turn(list):
+    """The claimed events of one turn, in processing order; ``waiting``: the integrations that had
+    events waiting when it was claimed (an arrival from any other one preempts the turn)."""
+
+    waiting: frozenset[int] = frozenset()
+
+
+def claim_turn(now: dt.datetime | None = None) -> Turn:
     """Claim one fair turn of waiting events across every tenant (cross-tenant by design)."""
     now = now or timezone.now()
     if connection.vendor != "postgresql":
-        return _claim_turn_portable(now)
+        return Turn(_claim_turn_portable(now))
+    _forget_arrivals()  # before the claim: whatever arrives from now on, this claim or a later one sees
     params = {"accepted": InboundEventStatus.ACCEPTED, "security": security_providers(),
               "stale": now - events.lease(), "k": per_integration(), "turn": turn_size(), "now": now}
     with connection.cursor() as cur:
         cur.execute(_claim_sql(), params)
         rows = cur.fetchall()
     rows.sort(key=lambda r: (r[2], r[3], r[0]))  # lane, rank, id: the order the turn was chosen in
-    return [Claimed(r[0], r[1], now) for r in rows]
+    turn = Turn(Claimed(r[0], r[1], now) for r in rows)
+    turn.waiting = frozenset(rows[0][4] or ()) if rows else frozenset()
+    return turn
+
+
+def _forget_arrivals() -> None:
+    client = redis_client()
+    if client is None:
+        return
+    try:
+        client.delete(cache.make_key(ARRIVALS))
+    except Exception:  # noqa: BLE001 - no preemption this turn; fairness by rank still holds
+        log.warning("could not reset the arrivals set")
+
+
+def newcomer(turn: Turn) -> bool:
+    """Whether an integration that had nothing waiting when ``turn`` was claimed has stored an event
+    since (preempt the turn for it)."""
+    client = redis_client()
+    if client is None or not turn.waiting:
+        return False
+    try:
+        arrived = client.smembers(cache.make_key(ARRIVALS))
+    except Exception:  # noqa: BLE001 - Redis trouble: finish the turn as claimed
+        return False
+    return any(int(member) not in turn.waiting for member in arrived)
+
+
+def give_back(ids: list[int], fence: dt.datetime) -> int:
+    """Release claimed events that were not started (a preempted turn): free to claim again at once,
+    the claim's attempt not counted."""
+    if not ids:
+        return 0
+    return (InboundEvent.objects.unscoped()
+            .filter(pk__in=ids, claimed_at=fence, status=InboundEventStatus.ACCEPTED)
+            .update(claimed_at=None, heartbeat_at=None, attempts=Greatest(F("attempts") - 1, 0)))
 
 
 def _claim_turn_portable(now: dt.datetime) -> list[Claimed]:
@@ -226,7 +298,7 @@ def _drain(max_seconds: float | None = None) -> dict[str, int]:
 
     _clear_wake()
     deadline = time.monotonic() + (drain_seconds() if max_seconds is None else max_seconds)
-    totals = {"turns": 0, "processed": 0, "deferred": 0, "failed": 0}
+    totals = {"turns": 0, "processed": 0, "deferred": 0, "failed": 0, "preempted": 0}
     empty_retries = 0
     while True:
         turn = claim_turn()
@@ -250,7 +322,13 @@ def _drain(max_seconds: float | None = None) -> dict[str, int]:
         # The turn's events are processed one by one: a heartbeat keeps the claim of those still waiting
         # (and of the one in hand) alive, so the lease can be short and a dead worker's turn comes back fast.
         with Heartbeat(turn[0].fence, [c.id for c in turn]) as heartbeat:
-            for claimed in turn:
+            for position, claimed in enumerate(turn):
+                if position and newcomer(turn):
+                    rest = [c.id for c in turn[position:]]
+                    totals["preempted"] += give_back(rest, claimed.fence)
+                    for event_id in rest:
+                        heartbeat.done(event_id)
+                    break
                 event = events_by_id.get(claimed.id)
                 if event is None:
                     heartbeat.done(claimed.id)

@@ -127,7 +127,7 @@ def store_accepted(
     )
     if event_id is not None:
         # The committed row is the queue: a drain claims it (alerts.services.dispatch).
-        transaction.on_commit(dispatch.wake)
+        transaction.on_commit(lambda: dispatch.wake(arrival=integration.pk))
         return StoredEvent(event_id)
     # Redelivery: the first row (committed, or its inserter waited on) is the event of record.
     original = (

@@ -112,6 +112,82 @@ def test_drain_serves_a_trickle_before_the_storm_backlog(lanes, settings):
     assert set(InboundEvent.objects.unscoped().values_list("status", flat=True)) == {"processed"}
 
 
+def _drain_while(action, until_processed: int, watch: list[int]):
+    """Run one drain in a thread; once ``until_processed`` of ``watch`` are processed, call ``action``
+    (it stores events: they arrive while a turn is in progress). Returns the drain's totals."""
+    totals: dict = {}
+
+    def run():
+        try:
+            with mock.patch.object(drain_inbound, "apply_async"):
+                totals.update(dispatch.drain(max_seconds=60))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = timezone.now() + dt.timedelta(seconds=30)
+    while InboundEvent.objects.unscoped().filter(pk__in=watch, status="processed").count() < until_processed:
+        assert timezone.now() < deadline, "the drain did not start"
+    action()
+    thread.join(60)
+    assert not thread.is_alive()
+    return totals
+
+
+def _processing_order(ids: list[int]) -> list[int]:
+    return list(InboundEvent.objects.unscoped().filter(pk__in=ids)
+                .order_by("processed_at", "id").values_list("pk", flat=True))
+
+
+def test_a_newcomer_preempts_the_turn_in_progress(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 40, 40
+    storm, quiet, _ = lanes
+    storm_ids = store(storm, 40, "s")  # one turn holds the whole storm
+    arrived: list[int] = []
+    totals = _drain_while(lambda: arrived.extend(store(quiet, 1, "q")), 3, storm_ids)
+    assert totals["processed"] == 41 and totals["failed"] == 0
+    assert totals["preempted"] >= 1 and totals["turns"] >= 2
+    order = _processing_order([*storm_ids, *arrived])
+    position = order.index(arrived[0])
+    # It arrived once 3 storm events were done: it waits for the event in hand (and the oldest of the
+    # storm, ranked beside it), not for the rest of a 40-event turn.
+    assert position <= 6, f"the newcomer waited behind {position} storm events"
+    assert order[:position] == sorted(order[:position])  # the storm kept its own order
+    # A turn given back is not an attempt: every event was processed once, on its first attempt.
+    rows = InboundEvent.objects.unscoped().filter(pk__in=order)
+    assert set(rows.values_list("status", flat=True)) == {"processed"}
+    assert set(rows.values_list("attempts", flat=True)) == {1}
+
+
+def test_integrations_already_waiting_never_preempt(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 40, 40
+    storm, quiet, _ = lanes
+    storm_ids = store(storm, 30, "s")
+    quiet_ids = store(quiet, 10, "q")
+    more: list[int] = []
+    # Both were waiting at the claim; more of their events arriving mid-turn is no reason to give it back.
+    totals = _drain_while(lambda: more.extend(store(storm, 5, "s2") + store(quiet, 5, "q2")), 3,
+                          storm_ids + quiet_ids)
+    assert totals["processed"] == 50 and totals["preempted"] == 0
+    assert set(InboundEvent.objects.unscoped().values_list("attempts", flat=True)) == {1}
+
+
+def test_a_released_turn_is_claimed_again_at_once(lanes, settings):
+    settings.PSA_DISPATCH_PER_INTEGRATION, settings.PSA_DISPATCH_TURN = 8, 8
+    storm, _, _ = lanes
+    ids = store(storm, 8, "s")
+    turn = dispatch.claim_turn()
+    assert [c.id for c in turn] == ids and turn.waiting == {storm.pk}
+    assert dispatch.claim_turn() == []  # held
+    assert dispatch.give_back(ids[2:], turn[0].fence) == 6
+    assert dispatch.give_back(ids[2:], turn[0].fence) == 0  # only a claim still held is given back
+    again = dispatch.claim_turn()
+    assert [c.id for c in again] == ids[2:]
+    attempts = dict(InboundEvent.objects.unscoped().filter(pk__in=ids).values_list("pk", "attempts"))
+    assert attempts == {pk: 1 for pk in ids}
+
+
 def test_transient_trouble_gives_the_event_back_with_a_backoff(lanes, settings, monkeypatch):
     storm, _, _ = lanes
     [event_id] = store(storm, 1, "s")
