@@ -238,8 +238,30 @@ def test_absurd_flood_gets_429(fx):
 
 
 def test_disabled_integration_is_404(fx):
+    assert fx.post(trigger("a-0")).status_code == 202  # loaded (and kept by this process)
     Integration.objects.unscoped().filter(pk=fx.integration.pk).update(enabled=False)
     assert fx.post(trigger("a-1")).status_code == 404
+    Integration.objects.unscoped().filter(pk=fx.integration.pk).update(enabled=True)
+    assert fx.post(trigger("a-2")).status_code == 202
+    Integration.objects.unscoped().filter(pk=fx.integration.pk).delete()
+    assert fx.post(trigger("a-3")).status_code == 404
+
+
+def test_a_known_integration_costs_one_version_read(fx, django_assert_num_queries):
+    """The integration is built once per process and reused while its row is unchanged; any change,
+    even one made with a queryset update (no signal), is seen on the next request."""
+    from alerts.services import intake
+
+    assert fx.post(trigger("v-1")).status_code == 202  # loads it, then notes last_webhook_at (a change)
+    assert fx.post(trigger("v-2")).status_code == 202  # loads it again, as it now stands
+    with django_assert_num_queries(1):
+        first = intake._lookup(fx.integration.provider, fx.integration.webhook_key)
+    with django_assert_num_queries(1):
+        again = intake._lookup(fx.integration.provider, fx.integration.webhook_key)
+    assert first is not again and first.pk == again.pk == fx.integration.pk  # each request its own copy
+    Integration.objects.unscoped().filter(pk=fx.integration.pk).update(settings={"changed": True})
+    with django_assert_num_queries(2):  # the version moved: loaded again
+        assert intake._lookup(fx.integration.provider, fx.integration.webhook_key).settings == {"changed": True}
 
 
 def test_get_is_405_json(fx):
