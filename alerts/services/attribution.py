@@ -53,28 +53,19 @@ def attribute(integration, alert: NormalizedAlert) -> Attribution:
                 alert.organization_name or alert.organization_external_id,
                 alert.organization_parent_external_id,
             )
-    asset = None
-    tenant_id = integration.tenant_id
-    if alert.device_external_id:
-        # Raw SQL (the same query the ORM built, without building it per alert); scoped to the tenant.
-        asset = _first_asset(
-            f"SELECT a.* FROM {_ASSET} a JOIN {_IDENTITY} x ON x.asset_id = a.id"
-            " WHERE x.tenant_id = %s AND a.tenant_id = %s AND x.provider = %s AND x.external_id = %s"
-            " ORDER BY x.id LIMIT 1",
-            [tenant_id, tenant_id, integration.provider, alert.device_external_id],
-        )
-        if asset is not None:
-            if result.client_id is None and not named_org:
-                result.client_id, result.client = asset.client_id, asset.client
-            elif asset.client_id != result.client_id:
-                asset = None
+    asset = by_identity = by_serial = None
+    serial_wanted = bool(alert.serial_number) and result.client_id is not None
+    if alert.device_external_id or serial_wanted:
+        by_identity, by_serial = _candidates(integration, alert, result.client_id if serial_wanted else None)
+    if by_identity is not None:
+        if result.client_id is None and not named_org:
+            result.client_id, result.client = by_identity.client_id, by_identity.client
+            asset = by_identity
+        elif by_identity.client_id == result.client_id:
+            asset = by_identity
     asset_by_identity = asset is not None
-    if asset is None and alert.serial_number and result.client_id is not None:
-        asset = _first_asset(  # a live asset before a retired one
-            f"SELECT a.* FROM {_ASSET} a WHERE a.tenant_id = %s AND a.client_id = %s AND a.serial_number = %s"
-            " ORDER BY a.retired_at IS NOT NULL, a.retired_at, a.id LIMIT 1",
-            [tenant_id, result.client_id, alert.serial_number],
-        )
+    if asset is None and serial_wanted:
+        asset = by_serial
     result.asset_id = asset.pk if asset is not None else None
     result.asset = asset
     if asset is not None:
@@ -86,8 +77,29 @@ _ASSET = Asset._meta.db_table
 _IDENTITY = AssetExternalId._meta.db_table
 
 
-def _first_asset(sql: str, params: list):
-    return next(iter(Asset.objects.raw(sql, params)), None)
+# The asset a device id names (its first identity), and the client's asset with the serial number (a
+# live one before a retired one), in one round trip: the second is used only when the first is
+# missing or belongs to another client. Raw SQL, scoped to the tenant, built once.
+_BY_IDENTITY = (f"SELECT * FROM (SELECT a.*, 0 AS matched_by FROM {_ASSET} a JOIN {_IDENTITY} x ON x.asset_id = a.id"
+                " WHERE x.tenant_id = %s AND a.tenant_id = %s AND x.provider = %s AND x.external_id = %s"
+                " ORDER BY x.id LIMIT 1) AS by_identity")
+_BY_SERIAL = (f"SELECT * FROM (SELECT a.*, 1 AS matched_by FROM {_ASSET} a"
+              " WHERE a.tenant_id = %s AND a.client_id = %s AND a.serial_number = %s"
+              " ORDER BY a.retired_at IS NOT NULL, a.retired_at, a.id LIMIT 1) AS by_serial")
+
+
+def _candidates(integration, alert: NormalizedAlert, serial_client_id: int | None):
+    """(asset by device id, asset by serial number within ``serial_client_id``), either None."""
+    tenant_id = integration.tenant_id
+    parts, params = [], []
+    if alert.device_external_id:
+        parts.append(_BY_IDENTITY)
+        params += [tenant_id, tenant_id, integration.provider, alert.device_external_id]
+    if serial_client_id is not None:
+        parts.append(_BY_SERIAL)
+        params += [tenant_id, serial_client_id, alert.serial_number]
+    found = {a.matched_by: a for a in Asset.objects.raw(" UNION ALL ".join(parts), params)}
+    return found.get(0), found.get(1)
 
 
 def _resolve(integration, org_external_id: str):

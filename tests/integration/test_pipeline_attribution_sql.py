@@ -39,3 +39,29 @@ def test_a_device_id_known_only_in_another_tenant_is_not_used(tenant_a, tenant_b
     mine = make_asset(fx.tenant, fx.client, provider="fake", external_id="dev-9")
     b = ingest(fx, fake_alert("a-2", None, device_external_id="dev-9"))
     assert (b.asset_id, b.client_id) == (mine.pk, fx.client.pk)
+
+
+def test_a_device_id_of_another_client_falls_back_to_the_serial_within_the_mapped_client(
+        tenant_a, fake_provider, make_asset, django_assert_num_queries):
+    from alerts.services.attribution import attribute
+    from psa.models import Client
+    from psa.tenancy import tenant_context
+
+    fx = setup_fake(tenant_a.tenant)
+    with tenant_context(fx.tenant):
+        elsewhere = Client.objects.create(name="Another client")
+    make_asset(fx.tenant, elsewhere, provider="fake", external_id="dev-5", serial_number="SN-5")
+    here = make_asset(fx.tenant, fx.client, serial_number="SN-5")
+    a = ingest(fx, fake_alert("a-1", "o1", device_external_id="dev-5", serial_number="SN-5"))
+    assert (a.asset_id, a.client_id) == (here.pk, fx.client.pk)
+    # The device id's asset and the serial's are read in one round trip (the organization is known).
+    with tenant_context(fx.tenant):
+        attribute(fx.integration, fake_alert("a-2", "o1", device_external_id="dev-5", serial_number="SN-5"))
+        with django_assert_num_queries(1):
+            found = attribute(fx.integration, fake_alert("a-3", "o1", device_external_id="dev-5",
+                                                         serial_number="SN-5"))
+    assert (found.asset_id, found.asset_by) == (here.pk, "serial number")
+    # Its own client's asset by device id wins over a serial match.
+    mine = make_asset(fx.tenant, fx.client, provider="fake", external_id="dev-6", serial_number="SN-5")
+    b = ingest(fx, fake_alert("a-4", "o1", device_external_id="dev-6", serial_number="SN-5"))
+    assert b.asset_id == mine.pk
