@@ -13,6 +13,8 @@ GUNICORN_ACCESSLOG ("-" = stdout, empty = off), FORWARDED_ALLOW_IPS (read by gun
 
 import os
 
+from gunicorn.glogging import Logger
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -36,3 +38,18 @@ max_requests_jitter = 500
 
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+# The access log never shows the token of an invitation link.
+class RedactingLogger(Logger):
+    """gunicorn's logger with secrets carried in URLs (invitation links, psa.redact) replaced in every
+    access-log field (request line, path, referer, headers)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        from psa.redact import redact
+
+        return {k: redact(v) if isinstance(v, str) else v
+                for k, v in super().atoms(resp, req, environ, request_time).items()}
+
+
+logger_class = RedactingLogger

@@ -15,6 +15,9 @@ class PsaConfig(AppConfig):
 
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extensions)
         from .db import register_datetime_dumper
+        from .services import invitations
+
+        invitations.register()  # the outbox kind invite.email (the invitation link is minted when it is sent)
 
         connection_created.connect(register_datetime_dumper, dispatch_uid="psa.db.datetime_dumper")
 

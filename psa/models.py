@@ -146,3 +146,55 @@ class Notification(TenantModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "user", "read_at"])]
+
+
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(TenantModel):
+    """An admin's invitation of an email address to become a member (psa.services.invitations).
+
+    The secret link's token is never stored: ``token_hash`` is its SHA-256, minted when the email is
+    sent (empty until then, and emptied by a resend so an older link stops working at once).
+    """
+
+    email = models.EmailField()  # lower-cased
+    name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN)
+    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # Which email of this invitation may mint its token: a resend counts up, and an older email still
+    # waiting in the outbox is skipped instead of replacing the newer link.
+    sends = models.PositiveIntegerField(default=0, editable=False)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)  # the latest email went out
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")  # accepted as
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open invitation per address and tenant: inviting again refreshes it.
+            models.UniqueConstraint(fields=["tenant", "email"], name="one_open_invitation_per_address",
+                                    condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True)),
+        ]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="invitation_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED
+        if self.expires_at <= timezone.now():
+            return InvitationState.EXPIRED
+        return InvitationState.PENDING

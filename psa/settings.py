@@ -261,6 +261,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "bad_token": os.environ.get("PSA_API_BAD_TOKEN_RATE", "30/min"),
         "accounts": os.environ.get("PSA_API_ACCOUNT_CHANGES_RATE", "60/hour"),
+        # Accepting an invitation (API and web page, no sign-in), per client address.
+        "invitation_accept": os.environ.get("PSA_API_INVITATION_ACCEPT_RATE", "20/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -306,6 +308,8 @@ PSA_DRAIN_ASYNC_COMMIT = env_bool("PSA_DRAIN_ASYNC_COMMIT", True)
 # Every connected device provider is synced again when its last device sync is older than this (0: off).
 PSA_DEVICE_SYNC_HOURS = float(os.environ.get("PSA_DEVICE_SYNC_HOURS", "6"))
 ADMINS = [(email, email) for email in env_list("PSA_OPERATOR_EMAILS")]
+# Days an invitation link (POST /api/v1/users/, psa.services.invitations) stays valid; a resend restarts it.
+PSA_INVITATION_DAYS = float(os.environ.get("PSA_INVITATION_DAYS", "7"))
 PSA_HTTP_TIMEOUT = float(os.environ.get("PSA_HTTP_TIMEOUT", "15"))
 PSA_HTTP_RETRIES = int(os.environ.get("PSA_HTTP_RETRIES", "3"))
 # Side effects (the outbox) and noise control: docs/alerts.md.
@@ -321,8 +325,20 @@ PSA_FLAP_STABLE_MINUTES = float(os.environ.get("PSA_FLAP_STABLE_MINUTES", "10"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    # Invitation links carry their secret in the path: psa.redact keeps it out of every log line (and out
+    # of runserver's request lines, Django's own "django.server" handler otherwise).
+    "filters": {"redact": {"()": "psa.redact.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }

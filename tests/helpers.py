@@ -19,3 +19,13 @@ def ok(response, *codes: int) -> Any:
     expected = codes or (200,)
     assert response.status_code in expected, f"{response.status_code}: {response.content[:500]!r}"
     return response.json() if response.content else None
+
+
+def forget_invitation_accepts(ip: str = "127.0.0.1") -> None:
+    """Tests accept invitations from the test client's one address: start each with an empty history of
+    the per-address accept throttle (psa.api.throttles.InvitationAcceptThrottle)."""
+    from django.core.cache import cache
+
+    from psa.api.throttles import InvitationAcceptThrottle
+
+    cache.delete(InvitationAcceptThrottle.cache_format % {"scope": InvitationAcceptThrottle.scope, "ident": ip})

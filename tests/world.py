@@ -112,6 +112,14 @@ def _contact(w):
     )
 
 
+@factory("psa.Invitation")
+def _invitation(w):
+    return _model("psa.Invitation").objects.create(
+        email=f"{w.marker}@invited.example", name=w.text("Invitee"), role="technician", invited_by=w.admin,
+        token_hash=hashlib.sha256(w.marker.encode()).hexdigest(), sends=1, expires_at=_now() + timedelta(days=7),
+    )
+
+
 @factory("psa.Notification")
 def _notification(w):
     return _model("psa.Notification").objects.create(user=w.admin, title=w.text("Notice"), body=w.text("body"))

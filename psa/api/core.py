@@ -15,9 +15,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from psa.models import Client, ClientSite, Contact, Membership, Notification, Role
-from psa.services.tenants import add_member
+from psa.services import invitations
 from psa.tenancy import get_current_tenant, get_current_tenant_id
 
+from .invitations import NO_PASSWORD, InvitationCreateSerializer, InvitationSerializer
 from .permissions import AdminOrReadOnly, DispatcherOrReadOnly, IsTenantMember
 from .serializers import TenantModelSerializer
 from .throttles import AccountChangeThrottle
@@ -108,21 +109,18 @@ class ContactViewSet(TenantModelViewSet):
 
 
 class UserSerializer(serializers.ModelSerializer):
+    """A member (list, read, ``PATCH`` of name, role or password). New members come by invitation."""
+
     role = serializers.ChoiceField(source="tenant_membership.role", choices=Role.choices, required=False)
     password = serializers.CharField(write_only=True, required=False, min_length=10, style={"input_type": "password"})
 
     class Meta:
         model = get_user_model()
         fields = ["id", "email", "name", "role", "password"]
-        # The model's unique check would answer differently from validate_email below.
         extra_kwargs = {"email": {"validators": []}}
 
     def validate_email(self, value):
         value = value.strip().lower()
-        if self.instance is None and get_user_model().objects.filter(email__iexact=value).exists():
-            # One answer whether the address is a member here or belongs to another MSP (an account
-            # belongs to one MSP); member creation is throttled, so probing addresses stays slow.
-            raise serializers.ValidationError(TAKEN_EMAIL)
         if self.instance is not None and value != self.instance.email:
             raise serializers.ValidationError("The email of an existing user cannot be changed.")
         return value
@@ -139,16 +137,15 @@ class UserSerializer(serializers.ModelSerializer):
         return attrs
 
 
-TAKEN_EMAIL = (
-    "This address cannot be used for a new member. A person who works for another MSP too needs a "
-    "separate address here (an account belongs to one MSP)."
-)
-
-
 class UserViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                   mixins.UpdateModelMixin, viewsets.GenericViewSet):
-    """Members of the caller's tenant. Everyone reads (assignee pickers); admins add members and
-    change roles. Creating a member answers its API token once, as createtenant does."""
+    """Members of the caller's tenant. Everyone reads (assignee pickers); admins invite members and
+    change roles.
+
+    ``POST`` invites (psa.services.invitations): 202 with the invitation, the same answer whether or not
+    the address has an account in another MSP (no way to probe addresses); an address already a member
+    here answers 400. The person chooses a password when accepting the emailed link, so a ``password``
+    in the body is refused (400) rather than ignored."""
 
     serializer_class = UserSerializer
     permission_classes = [AdminOrReadOnly]
@@ -161,18 +158,29 @@ class UserViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             "tenant_membership"
         ).order_by("email")
 
+    def get_serializer_class(self):
+        return InvitationCreateSerializer if self.action == "create" else UserSerializer
+
+    def unknown_field_errors(self, unknown):
+        errors = super().unknown_field_errors(unknown)
+        if self.action == "create" and "password" in errors:
+            errors["password"] = [NO_PASSWORD]
+        return errors
+
+    @extend_schema(request=InvitationCreateSerializer, responses={202: InvitationSerializer},
+                   summary="Invite a member (the invitation is emailed; 202 whatever the address)")
     def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
+        serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if not data.get("password"):
-            raise ValidationError({"password": ["A new member needs a password (at least 10 characters)."]})
-        user, token = add_member(
-            get_current_tenant(), data["email"], data["password"],
-            data.get("tenant_membership", {}).get("role", Role.TECHNICIAN), name=data.get("name", ""),
-        )
-        body = {**self.get_serializer(user).data, "api_token": token}
-        return Response(body, status=status.HTTP_201_CREATED)
+        try:
+            invitation = invitations.invite(get_current_tenant(), email=data["email"], name=data["name"],
+                                            role=data["role"], invited_by=request.user,
+                                            base_url=request.build_absolute_uri("/"))
+        except invitations.AlreadyMember as exc:
+            raise ValidationError({"email": [str(exc)]}) from None
+        body = InvitationSerializer(invitation, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     def perform_update(self, serializer):
         user = serializer.instance

@@ -4,7 +4,11 @@
   token from that address is answered 429 until the window passes, right or wrong, so guessing
   cannot be combined with checking.
 - ``accounts``: member changes (POST/PATCH ``users/``), per admin: adding members is how an
-  address's registration could be probed, and setting passwords is sensitive.
+  address's registration could be probed, and setting passwords is sensitive. Invitations'
+  revoke and resend count here too (a resend sends an email).
+- ``invitation_accept``: accepting an invitation (``POST invitations/accept/`` and the web page
+  ``/accounts/invitations/<token>/``), per client address: no sign-in there, and each attempt
+  hashes a password.
 """
 
 from __future__ import annotations
@@ -48,3 +52,19 @@ class AccountChangeThrottle(ScopedRateThrottle):
         if request.method in SAFE_METHODS:
             return True
         return super().allow_request(request, view)
+
+
+class InvitationAcceptThrottle(SimpleRateThrottle):
+    """Per client address; also used by the web page (a Django request works as well). With the cache
+    (Redis) down nothing can be counted: accepting keeps working rather than failing."""
+
+    scope = "invitation_accept"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "unknown"}
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # noqa: BLE001 - fail open for the outage
+            return True

@@ -45,7 +45,11 @@ class TenantViewSetMixin:
             known = set(serializer_class().fields.keys()) if serializer_class else set()
             unknown = sorted(set(request.data.keys()) - known)
             if unknown and known:
-                raise ValidationError({k: ["Unknown field."] for k in unknown})
+                raise ValidationError(self.unknown_field_errors(unknown))
+
+    def unknown_field_errors(self, unknown: list[str]) -> dict[str, list[str]]:
+        """The 400 body for fields the endpoint does not take (a view may explain a field it refuses)."""
+        return {k: ["Unknown field."] for k in unknown}
 
     def perform_create(self, serializer):
         # A savepoint: a unique-constraint race answers 409 (psa.api.exceptions) and leaves any

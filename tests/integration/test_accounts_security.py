@@ -1,18 +1,31 @@
 """Accounts (issue 15): login lockout (django-axes) per account and per address with an admin unlock,
-API throttles on wrong tokens and member changes, Django's password validators, one answer for a
-taken address wherever it is registered."""
+API throttles on wrong tokens and member changes, Django's password validators (when an invitation is
+accepted, and on a password change), and no way for an admin to tell whether an address has an
+account in another MSP."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
+from rest_framework.test import APIClient
 
 from psa.api.throttles import AccountChangeThrottle, BadTokenThrottle
+from psa.models import Invitation, Membership
 from tests.conftest import token_client
+from tests.helpers import committed, forget_invitation_accepts
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _accept_throttle_history():
+    forget_invitation_accepts()
 
 
 @pytest.fixture
@@ -106,11 +119,21 @@ def test_wrong_api_tokens_are_throttled_per_address(monkeypatch, tenant_a):
 def test_member_changes_are_throttled_reads_are_not(monkeypatch, api_a):
     monkeypatch.setattr(AccountChangeThrottle, "THROTTLE_RATES", {"accounts": "2/hour"})
     cache.clear()
-    codes = [api_a.post("/api/v1/users/", {"email": f"m{n}@alpha.example", "password": "pw-secret-123"},
-                        format="json").status_code for n in range(3)]
-    assert codes == [201, 201, 429]
+    codes = [api_a.post("/api/v1/users/", {"email": f"m{n}@alpha.example"}, format="json").status_code
+             for n in range(3)]
+    assert codes == [202, 202, 429]
     assert all(api_a.get("/api/v1/users/").status_code == 200 for _ in range(5))
+    assert Invitation.objects.unscoped().count() == 2
     cache.clear()
+
+
+def invite(api, email: str) -> str:
+    """Invite ``email`` and return the token of the link the invitation email carries."""
+    with committed():
+        r = api.post("/api/v1/users/", {"email": email}, format="json")
+    assert r.status_code == 202, r.content
+    sent = [m for m in mail.outbox if m.to == [email.lower()]]
+    return re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", sent[-1].body).group(1)
 
 
 @pytest.mark.parametrize(("password", "message"), [
@@ -120,8 +143,14 @@ def test_member_changes_are_throttled_reads_are_not(monkeypatch, api_a):
     ("newtech@alpha.example", "too similar"),
 ])
 def test_member_passwords_go_through_djangos_validators(api_a, password, message):
-    r = api_a.post("/api/v1/users/", {"email": "newtech@alpha.example", "password": password}, format="json")
+    """The member chooses the password when accepting the invitation: that is where it is validated."""
+    token = invite(api_a, "newtech@alpha.example")
+    r = APIClient().post("/api/v1/invitations/accept/", {"token": token, "password": password}, format="json")
     assert r.status_code == 400 and message in " ".join(r.json()["password"]), r.json()
+    assert not get_user_model().objects.filter(email="newtech@alpha.example").exists()
+    ok = APIClient().post("/api/v1/invitations/accept/", {"token": token, "password": "another-good-pw-42"},
+                          format="json")
+    assert ok.status_code == 201, ok.content  # a refused password does not use the link up
 
 
 def test_password_change_is_validated_too(api_a, tenant_a, make_member):
@@ -140,11 +169,26 @@ def test_createtenant_refuses_a_weak_password(db):
                  "--admin-password", "pw-secret-123")
 
 
-def test_a_taken_address_answers_the_same_here_and_in_another_tenant(api_a, tenant_b, make_member, tenant_a):
-    ours = make_member(tenant_a.tenant)
-    here = api_a.post("/api/v1/users/", {"email": ours.email, "password": "pw-secret-123"}, format="json")
-    elsewhere = api_a.post("/api/v1/users/", {"email": tenant_b.user.email.upper(), "password": "pw-secret-123"},
-                           format="json")
-    assert here.status_code == elsewhere.status_code == 400
-    assert here.json() == elsewhere.json()
-    assert "already exists" not in elsewhere.content.decode()
+def test_an_admin_cannot_tell_whether_an_address_has_an_account_in_another_tenant(api_a, tenant_b, tenant_a):
+    users_before = get_user_model().objects.count()
+    with committed():
+        new = api_a.post("/api/v1/users/", {"email": "nobody-yet@example.org", "name": "N", "role": "technician"},
+                         format="json")
+        elsewhere = api_a.post("/api/v1/users/", {"email": tenant_b.user.email.upper(), "name": "N",
+                                                  "role": "technician"}, format="json")
+    assert new.status_code == elsewhere.status_code == 202
+    a, b = new.json(), elsewhere.json()
+    assert a.keys() == b.keys() and {"id", "email", "name", "role", "state", "expires_at"} <= a.keys()
+    different = {k for k in a if a[k] != b[k]}
+    assert different <= {"id", "email", "expires_at", "created_at", "sent_at"}, different
+    assert a["state"] == b["state"] == "pending" and (a["sent_at"] is None) == (b["sent_at"] is None)
+    assert b["email"] == tenant_b.user.email.lower()
+    # Both addresses got the same kind of email; no account and no membership came of the taken one.
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(["nobody-yet@example.org", tenant_b.user.email.lower()])
+    assert get_user_model().objects.count() == users_before
+    assert Membership.objects.get(user=tenant_b.user).tenant_id == tenant_b.tenant.pk
+    assert Membership.objects.filter(tenant=tenant_a.tenant).count() == 1
+    # The list answers alike too.
+    rows = {r["email"]: r for r in api_a.get("/api/v1/invitations/").json()["results"]}
+    assert rows["nobody-yet@example.org"].keys() == rows[tenant_b.user.email.lower()].keys()
+    assert rows["nobody-yet@example.org"]["state"] == rows[tenant_b.user.email.lower()]["state"] == "pending"
