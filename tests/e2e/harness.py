@@ -334,7 +334,9 @@ class LiveStack:
         """
         from celery import Celery
 
-        app = Celery("psa-e2e-sender", broker=self.redis_url)
+        # Not the current app: shared tasks of later tests in this process must keep resolving to the
+        # product's app (eager in tests), not to this broker-only sender.
+        app = Celery("psa-e2e-sender", broker=self.redis_url, set_as_current=False)
         app.conf.task_routes = {
             "alerts.*": {"queue": "intake"},
             "integrations.sync.*": {"queue": "sync"},
