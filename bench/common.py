@@ -333,10 +333,12 @@ async def _fire(
         + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         + "Content-Length: "
     ).encode()
+    # Connections are opened before the clock starts: their setup is not a request's latency.
+    conns = [_Conn(parts.hostname, parts.port or 80) for _ in range(concurrency)]
+    await asyncio.gather(*(conn._open() for conn in conns))
     start = time.perf_counter()
 
-    async def worker():
-        conn = _Conn(parts.hostname, parts.port or 80)
+    async def worker(conn: _Conn):
         try:
             while True:
                 i = next(counter)
@@ -360,7 +362,7 @@ async def _fire(
         finally:
             await conn.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(conn) for conn in conns))
     result.elapsed = time.perf_counter() - start
     return result
 
