@@ -7,7 +7,8 @@ one Celery publish, not one per webhook.
 A drain (Celery task ``alerts.drain_inbound`` on the intake queue) works in turns. Each turn claims,
 in one statement, at most ``PER_INTEGRATION`` of the oldest waiting events of *every* integration
 that has any (security providers' lane first), interleaved by rank (every integration's oldest, then
-every one's second, ...) up to ``TURN`` events, and processes them in that order. A storm of 10,000
+every one's second, ...) up to ``TURN`` events, and processes them in that order (within a rank, the
+integration with fewer events waiting first). A storm of 10,000
 alerts in one tenant therefore delays another tenant's alert by at most one turn, never by the
 storm's backlog: the claim order is by rank, not by arrival, so no integration can starve another.
 Drains on more workers (more machines) claim disjoint turns (``FOR UPDATE SKIP LOCKED``): the
@@ -150,11 +151,11 @@ WITH RECURSIVE ints(integration_id) AS (
     FROM ints WHERE ints.integration_id IS NOT NULL
 ),
 cand AS (
-    SELECT c.id, c.rn, CASE WHEN i.provider = ANY(%(security)s) THEN 0 ELSE 1 END AS lane
+    SELECT c.id, c.rn, c.queued, CASE WHEN i.provider = ANY(%(security)s) THEN 0 ELSE 1 END AS lane
     FROM ints
     JOIN {it} i ON i.id = ints.integration_id
     CROSS JOIN LATERAL (
-        SELECT w.id, row_number() OVER (ORDER BY w.received_at, w.id) AS rn FROM (
+        SELECT w.id, row_number() OVER (ORDER BY w.received_at, w.id) AS rn, count(*) OVER () AS queued FROM (
             -- Locked here, skipping rows another drain is taking right now, so concurrent drains
             -- choose among different rows instead of all choosing (and then skipping) the same ones.
             SELECT e.id, e.received_at FROM {ev} e
@@ -171,7 +172,7 @@ UPDATE {ev} AS e SET claimed_at = %(now)s, heartbeat_at = NULL, attempts = e.att
 FROM cand
 WHERE e.id = cand.id AND e.status = %(accepted)s
   AND (e.claimed_at IS NULL OR COALESCE(e.heartbeat_at, e.claimed_at) < %(stale)s)
-RETURNING e.id, e.tenant_id, cand.lane, cand.rn,
+RETURNING e.id, e.tenant_id, cand.lane, cand.rn, cand.queued,
           (SELECT array_agg(ints.integration_id) FROM ints WHERE ints.integration_id IS NOT NULL)"""
     return _CLAIM_SQL
 
@@ -194,9 +195,12 @@ def claim_turn(now: dt.datetime | None = None) -> Turn:
     with connection.cursor() as cur:
         cur.execute(_claim_sql(), params)
         rows = cur.fetchall()
-    rows.sort(key=lambda r: (r[2], r[3], r[0]))  # lane, rank, id: the order the turn was chosen in
+    # Processing order: lane, rank, then the shorter queue first (a trickle's event before a storm's of
+    # the same rank), then age. Which events make the turn was chosen by lane, rank and age alone, so
+    # this order within the turn cannot keep any integration out of turns.
+    rows.sort(key=lambda r: (r[2], r[3], r[4], r[0]))
     turn = Turn(Claimed(r[0], r[1], now) for r in rows)
-    turn.waiting = frozenset(rows[0][4] or ()) if rows else frozenset()
+    turn.waiting = frozenset(rows[0][5] or ()) if rows else frozenset()
     return turn
 
 

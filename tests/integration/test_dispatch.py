@@ -48,7 +48,8 @@ def test_a_turn_interleaves_every_integration_by_rank_security_first(lanes, sett
     storm_ids, quiet_ids, security_ids = store(storm, 100, "s"), store(quiet, 3, "q"), store(security, 2, "x")
     turn = [c.id for c in dispatch.claim_turn()]
     assert turn[:2] == security_ids
-    assert turn[2:8] == [storm_ids[0], quiet_ids[0], storm_ids[1], quiet_ids[1], storm_ids[2], quiet_ids[2]]
+    # Every rank interleaves both; within a rank the shorter queue (the quiet one) goes first.
+    assert turn[2:8] == [quiet_ids[0], storm_ids[0], quiet_ids[1], storm_ids[1], quiet_ids[2], storm_ids[2]]
     assert turn[8:] == storm_ids[3:16]  # the storm's share of a turn is bounded
     # Claimed events are not claimed again while their lease lives.
     assert not set(turn) & {c.id for c in dispatch.claim_turn()}
@@ -145,14 +146,20 @@ def test_a_newcomer_preempts_the_turn_in_progress(lanes, settings):
     storm, quiet, _ = lanes
     storm_ids = store(storm, 40, "s")  # one turn holds the whole storm
     arrived: list[int] = []
-    totals = _drain_while(lambda: arrived.extend(store(quiet, 1, "q")), 3, storm_ids)
+    done_at_arrival: list[int] = []
+
+    def arrive():
+        arrived.extend(store(quiet, 1, "q"))
+        done_at_arrival.append(InboundEvent.objects.unscoped().filter(pk__in=storm_ids, status="processed").count())
+
+    totals = _drain_while(arrive, 3, storm_ids)
     assert totals["processed"] == 41 and totals["failed"] == 0
     assert totals["preempted"] >= 1 and totals["turns"] >= 2
     order = _processing_order([*storm_ids, *arrived])
     position = order.index(arrived[0])
-    # It arrived once 3 storm events were done: it waits for the event in hand (and the oldest of the
-    # storm, ranked beside it), not for the rest of a 40-event turn.
-    assert position <= 6, f"the newcomer waited behind {position} storm events"
+    # It waits for the storm event in hand when it arrived (one more at most, for the check's timing),
+    # not for the rest of a 40-event turn: within the new turn's first rank it goes first.
+    assert position <= done_at_arrival[0] + 2 < 20, (position, done_at_arrival)
     assert order[:position] == sorted(order[:position])  # the storm kept its own order
     # A turn given back is not an attempt: every event was processed once, on its first attempt.
     rows = InboundEvent.objects.unscoped().filter(pk__in=order)
