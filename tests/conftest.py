@@ -26,6 +26,9 @@ settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 @pytest.fixture(autouse=True)
 def _celery_eager():
+    # The product's app is the current one in every test: shared tasks resolve through the current app,
+    # and a Celery() made by a helper (e2e senders) would otherwise take its place for the session.
+    celery_app.set_current()
     old = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = False

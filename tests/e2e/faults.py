@@ -176,7 +176,7 @@ class Beat:
     def __init__(self, broker_url: str, tasks: Iterable[tuple[str, str]], every: float):
         from celery import Celery
 
-        self.app = Celery("psa-e2e-beat", broker=broker_url)
+        self.app = Celery("psa-e2e-beat", broker=broker_url, set_as_current=False)  # see harness.send_task
         self.app.conf.broker_transport_options = {"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2}
         self.app.conf.broker_connection_retry = False
         self.tasks, self.every = list(tasks), every
