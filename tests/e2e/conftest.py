@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from .harness import LiveStack, WaitTimeout, flush_redis, wait_until
+from .harness import LiveStack, WaitTimeout, flush_redis, wait_database_quiet, wait_until
 
 _seq = itertools.count(1)
 _active_stacks: list[LiveStack] = []  # for the failure report hook below
@@ -90,6 +90,7 @@ def live(live_stack, transactional_db):
         wait_until(lambda: live_stack.queue_depth() == 0, timeout=30, what="Celery queues to drain")
     except WaitTimeout:
         pass
+    wait_database_quiet()  # and the statements they started (a TRUNCATE racing one can deadlock)
 
 
 @dataclass

@@ -367,3 +367,25 @@ def flush_redis(redis_url: str) -> None:
         r.flushdb()
     finally:
         r.close()
+
+
+def wait_database_quiet(timeout: float = 15.0) -> bool:
+    """Wait until no other session on the test database is running a statement or holding a transaction
+    open (the live worker finishing a retry, a drain's last alert). Called before a test's database is
+    flushed: a TRUNCATE racing a worker's transaction can deadlock, and the flush is then the victim.
+    True when quiet (twice in a row), False when the time ran out (the flush goes ahead regardless)."""
+    from django.db import connection
+
+    deadline, quiet_checks = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND (state = 'active' OR state LIKE 'idle in transaction%%')"
+            )
+            busy = cur.fetchone()[0]
+        quiet_checks = quiet_checks + 1 if busy == 0 else 0
+        if quiet_checks >= 2:
+            return True
+        time.sleep(0.1)
+    return False

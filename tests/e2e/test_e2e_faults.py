@@ -23,7 +23,7 @@ from tests.simulators.level import LevelSimulator, WebhookSender
 
 from .faults import Beat, SmtpSink, TcpProxy, wait_for
 from .flows import all_pages, closed_status, create_client, ok
-from .harness import ARTIFACTS, LiveStack, flush_redis
+from .harness import ARTIFACTS, LiveStack, flush_redis, wait_database_quiet
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +76,11 @@ def stack(rig, transactional_db):
     if rig.worker is None or not rig.worker.alive:
         rig.start_worker()
     yield rig
+    # Torn down before transactional_db flushes the database: let the worker finish first.
+    for proxy in (rig.redis_proxy, rig.db_proxy, rig.smtp):
+        if not proxy.up:
+            proxy.restore()
+    wait_database_quiet()
 
 
 @pytest.fixture
