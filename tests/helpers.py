@@ -29,3 +29,35 @@ def forget_invitation_accepts(ip: str = "127.0.0.1") -> None:
     from psa.api.throttles import InvitationAcceptThrottle
 
     cache.delete(InvitationAcceptThrottle.cache_format % {"scope": InvitationAcceptThrottle.scope, "ident": ip})
+
+
+def run_together(fn, args_per_thread: list) -> tuple[list, list[BaseException]]:
+    """Call ``fn(*args)`` for each args tuple on its own thread (its own database connection), all
+    released at once by a barrier; returns (the results, the exceptions raised)."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(args_per_thread))
+    lock = threading.Lock()
+    results: list = []
+    errors: list[BaseException] = []
+
+    def worker(args):
+        try:
+            barrier.wait()
+            result = fn(*args)
+            with lock:
+                results.append(result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(a,)) for a in args_per_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, errors

@@ -4,10 +4,7 @@ poll worker would), phase by phase (new report, severity change, closure)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from incidents.models import Incident, IncidentChange
 from incidents.services import routing as routing_service
@@ -15,6 +12,7 @@ from incidents.services.router import process_incident
 from integrations.models import Integration, IntegrationStatus
 from psa.models import Client
 from psa.tenancy import tenant_context
+from tests.helpers import run_together as together
 from tickets.models import Board, NoteKind, Priority, Status, Ticket, TicketNote
 
 from .test_incident_router import record
@@ -26,23 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_together(fn, args_per_thread):
-    barrier = threading.Barrier(len(args_per_thread))
-    errors: list[BaseException] = []
-
-    def worker(args):
-        try:
-            barrier.wait()
-            fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(a,)) for a in args_per_thread]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _, errors = together(fn, args_per_thread)
     assert not errors, errors
 
 

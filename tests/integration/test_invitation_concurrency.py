@@ -6,16 +6,15 @@ one sign-in (the other is told the address has one)."""
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from psa.models import Invitation, Membership
 from psa.services import invitations as service
+from tests.helpers import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,28 +28,7 @@ def token_of(email: str) -> str:
 
 
 def accept_together(tokens: list[str]) -> tuple[list, list[BaseException]]:
-    barrier = threading.Barrier(len(tokens))
-    lock = threading.Lock()
-    done, errors = [], []
-
-    def worker(token):
-        try:
-            barrier.wait()
-            result = service.accept(token, password="a-fine-password-42")
-            with lock:
-                done.append(result)
-        except BaseException as exc:  # noqa: BLE001 - inspected by the tests
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in tokens]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return done, errors
+    return run_together(lambda token: service.accept(token, password="a-fine-password-42"), [(t,) for t in tokens])
 
 
 def test_one_link_accepted_at_once_by_several_makes_one_member(make_tenant):
