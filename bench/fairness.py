@@ -48,9 +48,10 @@ def ticketed_at(db_url: str, external_id: str, timeout: float = 120.0) -> float:
 
 
 def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: threading.Event | None = None,
-            posts: list[float] | None = None) -> list[float]:
+            posts: list[float] | None = None, starts: list[float] | None = None) -> list[float]:
     """Post one B alert every ``every`` seconds (at most ``n``); latency of each to its ticket (and, in
-    ``posts``, of each webhook's answer: the part of the latency spent in intake)."""
+    ``posts``, of each webhook's answer: the part of the latency spent in intake; in ``starts``, when
+    each was posted)."""
     import httpx
 
     latencies = []
@@ -66,6 +67,8 @@ def trickle(db_url: str, target, prefix: str, n: int, every: float, stop: thread
                 raise SystemExit(f"B's webhook answered {r.status_code}")
             if posts is not None:
                 posts.append(time.time() - t0)
+            if starts is not None:
+                starts.append(t0)
             latencies.append(ticketed_at(db_url, alert_id) - t0)
             time.sleep(max(0.0, every - (time.time() - t0)))
     return latencies
@@ -121,11 +124,14 @@ def main(argv=None) -> int:
         stop = threading.Event()
         during: list[float] = []
         during_posts: list[float] = []
+        during_starts: list[float] = []
         b_thread = threading.Thread(target=lambda: during.extend(
-            trickle(args.database_url, b, "during", 10_000, 0.5, stop, posts=during_posts)), daemon=True)
+            trickle(args.database_url, b, "during", 10_000, 0.5, stop, posts=during_posts,
+                    starts=during_starts)), daemon=True)
         t0 = time.time()
         b_thread.start()
         storm(a, "beside", args.storm, args.concurrency)
+        posted_at = time.time()
         drained(args.database_url, "A", "beside", args.storm, args.timeout)
         beside_s = time.time() - t0
         stop.set()
@@ -134,13 +140,20 @@ def main(argv=None) -> int:
         wait_processed(args.database_url, 0, args.timeout)
 
         idle_p50 = statistics.median(idle) if idle else float("nan")
+        # B's samples split by what A was doing: still posting (A's intake and drain share the cores)
+        # or only draining its backlog.
+        while_posting = [lat for lat, at in zip(during, during_starts) if at < posted_at]
+        while_draining = [lat for lat, at in zip(during, during_starts) if at >= posted_at]
         figures = {
             "storm_alerts": args.storm,
             "B_idle": pct(idle),
             "B_during_A_storm": pct(during),
+            "B_during_A_posting": pct(while_posting) if while_posting else None,
+            "B_during_A_draining_only": pct(while_draining) if while_draining else None,
             "B_webhook_answer_idle": pct(idle_posts),
             "B_webhook_answer_during": pct(during_posts),
             "B_p50_vs_idle": round(statistics.median(during) / idle_p50, 2) if during and idle else None,
+            "A_posting_beside_B_s": round(posted_at - t0, 2),
             "A_drain_alone_s": round(alone_s, 2),
             "A_drain_beside_B_s": round(beside_s, 2),
             "A_slowdown": round(beside_s / alone_s - 1, 3),
