@@ -16,7 +16,9 @@ import os
 from gunicorn.glogging import Logger
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-worker_class = "gthread"
+# gthread with a fair queue: waiting requests are served round-robin by path (one webhook URL per
+# integration), so one RMM's storm does not queue every other sender's webhook behind it.
+worker_class = "psa.gunicorn_worker.FairThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 

@@ -29,7 +29,10 @@ def test_gunicorn_config_uses_threads_timeouts_and_request_limits():
     for name, value in namespace.items():
         if name in cfg.settings:
             cfg.set(name, value)
-    assert cfg.worker_class_str == "gthread" and cfg.threads >= 4 and cfg.workers >= 2
+    from gunicorn.workers.gthread import ThreadWorker
+
+    # gthread with the fair queue (psa.gunicorn_worker): threads, not sync workers.
+    assert issubclass(cfg.worker_class, ThreadWorker) and cfg.threads >= 4 and cfg.workers >= 2
     assert 0 < cfg.timeout <= 60 and 0 < cfg.keepalive <= 15
     assert cfg.limit_request_line <= 8190 and cfg.limit_request_fields <= 100
 
