@@ -8,7 +8,7 @@ thread of ``workers x threads``; the buffering proxy in front (deploy/nginx, doc
 ``proxy``) holds slow clients itself and hands gunicorn only complete requests. gunicorn does not
 time out a client that stalls mid-request: in production it must sit behind that proxy.
 Environment: GUNICORN_BIND, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_TIMEOUT,
-GUNICORN_ACCESSLOG ("-" = stdout, empty = off), FORWARDED_ALLOW_IPS (read by gunicorn itself).
+GUNICORN_ACCESSLOG ("-" = stdout, empty = off), GUNICORN_MAX_REQUESTS (0 = never recycle), FORWARDED_ALLOW_IPS (read by gunicorn itself).
 """
 
 import os
@@ -34,9 +34,12 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-# Recycle workers now and then (memory hygiene), staggered so they do not restart together.
-max_requests = 5000
-max_requests_jitter = 500
+# Recycle workers now and then (memory hygiene), staggered so they do not restart together. Rarely:
+# a restart costs a fresh worker's start-up on a busy machine, and at 5,000 requests one webhook storm
+# restarted each worker every half minute, putting 0.5-0.9 s spikes into other tenants' webhooks
+# (bench/fairness.py). 0 turns recycling off.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
