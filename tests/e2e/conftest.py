@@ -19,6 +19,7 @@ one process.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -62,20 +63,22 @@ def live_redis_url() -> str:
 
 @pytest.fixture(scope="module")
 def live_stack(live_db_url, live_redis_url):
-    flush_redis(live_redis_url)
-    stack = LiveStack(
-        live_db_url,
-        live_redis_url,
-        label=f"e2e-{os.getpid()}",
-        extra_env={"DJANGO_SETTINGS_MODULE": "tests.e2e.live_settings"},
-    )
-    stack.start()
-    _active_stacks.append(stack)
-    try:
+    with running_stack(live_db_url, live_redis_url, label=f"e2e-{os.getpid()}",
+                       extra_env={"DJANGO_SETTINGS_MODULE": "tests.e2e.live_settings"}) as stack:
         yield stack
-    finally:
-        _active_stacks.remove(stack)
-        stack.stop()
+
+
+@contextlib.contextmanager
+def running_stack(db_url: str, redis_url: str, **options):
+    """A started live stack (``LiveStack`` options) on a flushed Redis db; while it runs, a failing
+    test's report shows its logs. A module with its own settings overrides ``live_stack`` with it."""
+    flush_redis(redis_url)
+    with LiveStack(db_url, redis_url, **options) as stack:
+        _active_stacks.append(stack)
+        try:
+            yield stack
+        finally:
+            _active_stacks.remove(stack)
 
 
 @pytest.fixture

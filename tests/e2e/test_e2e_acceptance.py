@@ -25,9 +25,9 @@ from tests.simulators.level import WebhookSender as LevelSender
 from tests.simulators.ninjaone import NinjaOneSimulator
 from tests.simulators.tactical import TacticalSimulator, render_webhook
 
-from .conftest import _active_stacks
+from .conftest import running_stack
 from .flows import WAIT, all_pages, closed_status, create_client, ok, wait_alert, wait_ticket
-from .harness import LiveStack, flush_redis, wait_until
+from .harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,19 +48,10 @@ HEALTH_FIELDS = {"last_webhook_at", "last_poll_at", "last_poll_ok", "last_poll_e
 @pytest.fixture(scope="module")
 def live_stack(live_db_url, live_redis_url):
     """The product's own settings module and the README's defaults (no public base URL)."""
-    flush_redis(live_redis_url)
-    stack = LiveStack(
-        live_db_url, live_redis_url, label=f"accept-{os.getpid()}",
-        extra_env={"DJANGO_SETTINGS_MODULE": "psa.settings", "PSA_PUBLIC_BASE_URL": "",
-                   "PSA_METRICS_TOKEN": METRICS_TOKEN},
-    )
-    stack.start()
-    _active_stacks.append(stack)
-    try:
+    with running_stack(live_db_url, live_redis_url, label=f"accept-{os.getpid()}",
+                       extra_env={"DJANGO_SETTINGS_MODULE": "psa.settings", "PSA_PUBLIC_BASE_URL": "",
+                                  "PSA_METRICS_TOKEN": METRICS_TOKEN}) as stack:
         yield stack
-    finally:
-        _active_stacks.remove(stack)
-        stack.stop()
 
 
 def run_job(api: httpx.Client, path: str) -> dict:

@@ -16,9 +16,9 @@ from django.utils import timezone
 from psa import celery_app, queues
 from psa.tenancy import tenant_context
 
-from .conftest import _active_stacks
+from .conftest import running_stack
 from .flows import GenericWebhook, create_client, map_org, wait_alert, wait_alert_ticket, wait_events_settled
-from .harness import LiveStack, flush_redis, wait_until
+from .harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -26,21 +26,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def live_stack(live_db_url, live_redis_url):
     """This module's own stack, its worker started with no queue option at all."""
-    flush_redis(live_redis_url)
-    stack = LiveStack(
-        live_db_url,
-        live_redis_url,
-        label=f"plain-{os.getpid()}",
-        queues=None,
-        extra_env={"DJANGO_SETTINGS_MODULE": "tests.e2e.live_settings"},
-    )
-    stack.start()
-    _active_stacks.append(stack)
-    try:
+    with running_stack(live_db_url, live_redis_url, label=f"plain-{os.getpid()}", queues=None,
+                       extra_env={"DJANGO_SETTINGS_MODULE": "tests.e2e.live_settings"}) as stack:
         yield stack
-    finally:
-        _active_stacks.remove(stack)
-        stack.stop()
 
 
 def test_the_worker_is_started_without_a_queue_option_and_consumes_every_queue(live):
