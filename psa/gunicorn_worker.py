@@ -51,7 +51,7 @@ def request_path(sock) -> str | None:
 
 
 class _Task:
-    __slots__ = ("fn", "args", "future", "key", "looked_again")
+    __slots__ = ("args", "fn", "future", "key", "looked_again")
 
     def __init__(self, fn, args, future, key):
         self.fn, self.args, self.future, self.key = fn, args, future, key
@@ -106,7 +106,7 @@ class FairThreadPool:
     def _classify(self, args) -> str | None:
         try:
             return self._key_of(args)
-        except Exception:  # noqa: BLE001 - classification is an optimisation: never lose the request
+        except Exception:  # classification is an optimisation: never lose the request
             log.exception("could not classify a request; it is served in order")
             return UNKNOWN
 
