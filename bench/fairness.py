@@ -86,6 +86,29 @@ def trickle_process(db_url: str, target, stop, results) -> None:
     results.put((latencies, posts, starts))
 
 
+def breakdown(db_url: str, prefix: str, starts: list[float], posts: list[float], latencies: list[float],
+              posted_at: float) -> dict:
+    """Where B's samples spent their time, from the stored events' own timestamps (the same clock as
+    the bench's): median ms per part, while A was posting and while A only drained."""
+    import psycopg
+
+    parts = {"posting": [], "draining": []}
+    with psycopg.connect(db_url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        for i, (t0, answer, latency) in enumerate(zip(starts, posts, latencies)):
+            row = conn.execute(
+                "SELECT extract(epoch from received_at), extract(epoch from claimed_at),"
+                " extract(epoch from processed_at) FROM alerts_inboundevent"
+                " WHERE convert_from(body, 'UTF8') LIKE %s", (f'%"{prefix}-{i}"%',)).fetchone()
+            if not row or None in row:
+                continue
+            stored, claimed, processed = map(float, row)
+            parts["posting" if t0 < posted_at else "draining"].append(
+                (stored - t0, answer, claimed - stored, processed - claimed, t0 + latency - processed))
+    names = ("sent_to_stored", "webhook_answer", "stored_to_claimed", "claimed_to_processed", "processed_to_seen")
+    return {phase: {name: round(statistics.median(r[k] for r in rows) * 1000, 1) for k, name in enumerate(names)}
+            for phase, rows in parts.items() if rows}
+
+
 def storm(target, prefix: str, n: int, concurrency: int):
     headers = {"Content-Type": "application/json", target.header_name: target.secret}
     return fire(target.url, headers, lambda i: generic_body(f"{prefix}-{i}", f"{prefix}-cond-{i}", org=0,
@@ -165,6 +188,8 @@ def main(argv=None) -> int:
             "B_webhook_answer_idle": pct(idle_posts),
             "B_webhook_answer_during": pct(during_posts),
             "B_p50_vs_idle": round(statistics.median(during) / idle_p50, 2) if during and idle else None,
+            "B_parts_median_ms": breakdown(args.database_url, "during", during_starts, during_posts, during,
+                                           posted_at),
             "A_posting_beside_B_s": round(posted_at - t0, 2),
             "A_drain_alone_s": round(alone_s, 2),
             "A_drain_beside_B_s": round(beside_s, 2),
