@@ -49,13 +49,16 @@ def _no_pending_wake():
 
 
 @pytest.fixture
-def fast(settings, monkeypatch):
-    """Provider HTTP without waiting: one retry, no backoff, retry sleeps skipped."""
+def fast(settings, monkeypatch) -> list[float]:
+    """Provider HTTP without waiting: two retries, no backoff; the retry waits are recorded instead of
+    slept, in the returned list. A module that needs other limits overrides ``fast``, asking for this one."""
     from integrations import http as phttp
 
-    settings.PSA_HTTP_RETRIES = 1
+    settings.PSA_HTTP_RETRIES = 2
     settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+    waits: list[float] = []
+    monkeypatch.setattr(phttp, "_sleep", waits.append)
+    return waits
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from integrations import http as phttp
 from integrations import ratelimit
 from integrations.errors import AuthFailed, PermissionDenied
 from integrations.huntress import normalize, webhooks
@@ -24,11 +23,7 @@ from tests.simulators.huntress import HuntressSimulator, WebhookSender, new_sign
 LIMIT, WINDOW = 20, 0.5
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import socket
 import pytest
 from django.core.cache import cache
 
-from integrations import http as phttp
 from integrations import ratelimit
 from integrations.base import WebhookRequest
 from integrations.errors import Unavailable
@@ -23,13 +22,11 @@ LIMIT, WINDOW = 20, 0.5
 
 
 @pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
+def fast(fast, settings):
     settings.PSA_HUNTRESS_RATE_LIMIT = LIMIT
     settings.PSA_HUNTRESS_RATE_WINDOW = WINDOW + 0.05
     settings.PSA_HUNTRESS_MAX_WAIT = 20
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+    return fast
 
 
 @pytest.fixture

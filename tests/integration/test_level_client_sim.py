@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from integrations import http as phttp
 from integrations.base import WebhookRequest
 from integrations.errors import AuthFailed, NotResettable
 from integrations.level import normalize
@@ -18,13 +17,7 @@ from integrations.models import Integration
 from tests.simulators.level import LevelSimulator, WebhookSender, gid, render_automation
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    waits: list[float] = []
-    monkeypatch.setattr(phttp, "_sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

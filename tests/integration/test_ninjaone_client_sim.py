@@ -27,11 +27,7 @@ from tests.simulators.ninjaone import DIFFERENT_PSA, FORBIDDEN_ADMIN, NinjaOneSi
 REDIRECT = "https://psa.example/integrations/ninjaone/callback/"
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 def populate(sim: NinjaOneSimulator) -> NinjaOneSimulator:

@@ -6,18 +6,13 @@ import socket
 
 import pytest
 
-from integrations import http as phttp
 from integrations.errors import ReconnectRequired
 from integrations.models import Integration
 from integrations.registry import get_provider
 from tests.simulators.tactical import TacticalSimulator
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

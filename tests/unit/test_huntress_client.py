@@ -11,7 +11,6 @@ import httpx
 import pytest
 import respx
 
-from integrations import http as phttp
 from integrations import ratelimit
 from integrations.errors import AuthFailed, BadResponse, NotFound, RateLimited, Unavailable
 from integrations.huntress.client import DEFAULT_BASE_URL, HuntressClient, next_page_token
@@ -20,11 +19,7 @@ BASE = DEFAULT_BASE_URL
 UTC = dt.UTC
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

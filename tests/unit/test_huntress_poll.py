@@ -12,7 +12,6 @@ import pytest
 import respx
 from django.core.cache import cache
 
-from integrations import http as phttp
 from integrations import ratelimit
 from integrations.base import WebhookRequest
 from integrations.errors import ProviderError
@@ -25,11 +24,9 @@ BASE = DEFAULT_BASE_URL
 
 
 @pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
+def fast(fast, settings, monkeypatch):
     settings.PSA_HTTP_RETRIES = 0
-    settings.PSA_HTTP_BACKOFF = 0.0
     settings.PSA_HUNTRESS_MAX_WAIT = 5
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
     monkeypatch.setattr(HuntressProvider, "credentials", property(lambda self: {"api_key": "k", "api_secret": "s"}))
     cache.delete("huntress:portal:None")
     yield

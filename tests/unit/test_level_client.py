@@ -6,7 +6,6 @@ import httpx
 import pytest
 import respx
 
-from integrations import http as phttp
 from integrations.errors import AuthFailed, BadResponse, NotFound, PermissionDenied, RateLimited, Unavailable
 from integrations.level.client import (
     DEVICE_INCLUDES,
@@ -20,13 +19,7 @@ BASE = "https://api.level.example.com/v2"
 KEY = "lvl_live_4f9c\"quoted'key"
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    waits: list[float] = []
-    monkeypatch.setattr(phttp, "_sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

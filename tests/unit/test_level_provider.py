@@ -8,7 +8,6 @@ import httpx
 import pytest
 import respx
 
-from integrations import http as phttp
 from integrations.base import WebhookRequest
 from integrations.errors import NotResettable, ProviderError, Unavailable, WebhookParseError
 from integrations.level.client import PROBE_ALERT_ID
@@ -25,10 +24,9 @@ ALERT = {"id": "A1", "device_id": "D1", "device_hostname": "HDG-FRONT-01", "name
 
 
 @pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
+def fast(fast, settings):
     settings.PSA_HTTP_RETRIES = 1
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+    return fast
 
 
 @pytest.fixture

@@ -26,11 +26,7 @@ BASE = "https://eu.ninjarmm.example"
 TOKEN_URL = BASE + "/ws/oauth/token"
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture

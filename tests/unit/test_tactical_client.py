@@ -8,18 +8,13 @@ import httpx
 import pytest
 import respx
 
-from integrations import http as phttp
 from integrations.errors import AuthFailed, ReconnectRequired
 from integrations.tactical.client import TacticalClient
 
 BASE = "https://api.tactical.example.com"
 
 
-@pytest.fixture(autouse=True)
-def fast(settings, monkeypatch):
-    settings.PSA_HTTP_RETRIES = 2
-    settings.PSA_HTTP_BACKOFF = 0.0
-    monkeypatch.setattr(phttp, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("fast")  # provider HTTP without waiting (tests/conftest.py)
 
 
 @pytest.fixture
