@@ -30,6 +30,7 @@ from gunicorn.workers.gthread import ThreadWorker
 log = logging.getLogger(__name__)
 
 PEEK_BYTES = 1024
+MAX_PEEKS = 64  # connections looked at again per pick, at most
 UNKNOWN = ""  # the queue of connections whose request path is not known
 
 
@@ -132,7 +133,14 @@ class FairThreadPool:
         if not unknown or all(task.looked_again for task in unknown):
             return
         stay: deque[_Task] = deque()
+        peeks = 0
         for task in unknown:
+            # Bounded work under the lock: many idle fresh connections (slow clients) cost at most
+            # MAX_PEEKS system calls per pick; the oldest are looked at first, as they are served first.
+            if not task.looked_again and peeks >= MAX_PEEKS:
+                stay.append(task)
+                continue
+            peeks += not task.looked_again
             key = None if task.looked_again else self._classify(task.args)
             if key is None or key == UNKNOWN:
                 task.looked_again = task.looked_again or key == UNKNOWN

@@ -142,6 +142,33 @@ def test_fresh_connections_are_placed_by_path_before_each_pick_not_one_at_a_time
     pool.shutdown()
 
 
+def test_looking_again_is_bounded_per_pick(monkeypatch):
+    """Many idle fresh connections (slow clients) cost at most MAX_PEEKS peeks per pick."""
+    from psa import gunicorn_worker
+
+    monkeypatch.setattr(gunicorn_worker, "MAX_PEEKS", 3)
+    peeks: list[str] = []
+
+    def key_of(args) -> str | None:
+        peeks.append(args[0])
+        return None  # never arrives
+
+    pool, release = _pool_with_blocked_thread(key_of)
+    peeks.clear()
+    order: list[str] = []
+    futures = [pool.submit(order.append, f"idle-{i}") for i in range(10)]
+    assert len(peeks) == 10  # each looked at once when queued
+    peeks.clear()
+    release.set()
+    for future in futures:
+        future.result(5)
+    assert order == [f"idle-{i}" for i in range(10)]  # still served, in order
+    # Ten picks, at most three looks each.
+    assert 0 < len(peeks) <= 3 * 10  # without the bound: 10 + 9 + ... + 1 = 55
+    assert "idle-9" not in peeks[:3]  # the oldest are looked at first
+    pool.shutdown()
+
+
 def test_errors_reach_the_future_and_a_failing_classifier_never_loses_the_request():
     def key_of(args):
         raise RuntimeError("cannot classify")
