@@ -62,7 +62,7 @@ class _Task:
 class FairThreadPool:
     """The part of ``ThreadPoolExecutor`` gunicorn uses (``submit``, ``shutdown``), with one queue
     per key served round-robin. ``key_of(args)`` names a task's queue; None means "not known yet":
-    such a task waits in the unknown queue and is classified once more when a thread takes it."""
+    such a task waits in the unknown queue and is looked at again before each pick."""
 
     def __init__(self, max_workers: int, key_of):
         self._key_of = key_of
