@@ -68,18 +68,20 @@ def rig(live_db_url, live_redis_url):
         print("\nFault figures:\n" + "\n".join(json.dumps(f) for f in FIGURES))
 
 
-@pytest.fixture
-def stack(rig, transactional_db):
+def _restore_proxies(rig) -> None:
     for proxy in (rig.redis_proxy, rig.db_proxy, rig.smtp):
         if not proxy.up:
             proxy.restore()
+
+
+@pytest.fixture
+def stack(rig, transactional_db):
+    _restore_proxies(rig)
     if rig.worker is None or not rig.worker.alive:
         rig.start_worker()
     yield rig
     # Torn down before transactional_db flushes the database: let the worker finish first.
-    for proxy in (rig.redis_proxy, rig.db_proxy, rig.smtp):
-        if not proxy.up:
-            proxy.restore()
+    _restore_proxies(rig)
     wait_database_quiet()
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from psa.gunicorn_worker import UNKNOWN, FairThreadPool, request_path
+from tests.e2e.harness import WaitTimeout, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -195,12 +196,6 @@ def test_shutdown_lets_queued_requests_finish():
 
 
 # -- real gunicorn ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _gunicorn(port: int, worker_class: str | None) -> subprocess.Popen:
     cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
@@ -209,15 +204,18 @@ def _gunicorn(port: int, worker_class: str | None) -> subprocess.Popen:
     env = {**os.environ, "GUNICORN_ACCESSLOG": ""}
     proc = subprocess.Popen(cmd + ["tests.slow_wsgi:app"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def up() -> bool:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/up", timeout=1)
-            return proc
+            return httpx.get(f"http://127.0.0.1:{port}/up", timeout=1).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("gunicorn did not start")
+            return False
+
+    try:
+        wait_until(up, 20, 0.1, "gunicorn to answer")
+    except WaitTimeout:
+        proc.kill()
+        raise
+    return proc
 
 
 def _storm_then_quiet(port: int) -> int:
@@ -246,7 +244,7 @@ def _storm_then_quiet(port: int) -> int:
 @pytest.mark.parametrize("worker_class, fair", [(None, True), ("gthread", False)],
                          ids=["shipped-config", "plain-gthread"])
 def test_gunicorn_serves_a_quiet_path_beside_a_storm(worker_class, fair):
-    port = _free_port()
+    port = free_port()
     proc = _gunicorn(port, worker_class)
     try:
         overtaken_by = _storm_then_quiet(port)
