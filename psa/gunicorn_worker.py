@@ -54,9 +54,10 @@ def request_path(sock) -> str | None:
 class _Task:
     __slots__ = ("args", "fn", "future", "key", "looked_again")
 
-    def __init__(self, fn, args, future, key):
-        self.fn, self.args, self.future, self.key = fn, args, future, key
-        self.looked_again = False
+    def __init__(self, fn, args, future, key: str | None):
+        self.fn, self.args, self.future = fn, args, future
+        self.key = UNKNOWN if key is None else key
+        self.looked_again = key is not None  # True: its queue is settled
 
 
 class FairThreadPool:
@@ -76,9 +77,7 @@ class FairThreadPool:
 
     def submit(self, fn, *args) -> Future:
         future: Future = Future()
-        key = self._classify(args)
-        task = _Task(fn, args, future, UNKNOWN if key is None else key)
-        task.looked_again = key is not None
+        task = _Task(fn, args, future, self._classify(args))
         with self._cond:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new work after shutdown")
