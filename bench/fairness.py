@@ -92,18 +92,19 @@ def breakdown(db_url: str, prefix: str, starts: list[float], posts: list[float],
     the bench's): median ms per part, while A was posting and while A only drained."""
     import psycopg
 
-    parts = {"posting": [], "draining": []}
     with psycopg.connect(db_url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-        for i, (t0, answer, latency) in enumerate(zip(starts, posts, latencies)):
-            row = conn.execute(
-                "SELECT extract(epoch from received_at), extract(epoch from claimed_at),"
-                " extract(epoch from processed_at) FROM alerts_inboundevent"
-                " WHERE convert_from(body, 'UTF8') LIKE %s", (f'%"{prefix}-{i}"%',)).fetchone()
-            if not row or None in row:
-                continue
-            stored, claimed, processed = map(float, row)
-            parts["posting" if t0 < posted_at else "draining"].append(
-                (stored - t0, answer, claimed - stored, processed - claimed, t0 + latency - processed))
+        found = conn.execute(
+            "SELECT convert_from(body, 'UTF8')::jsonb ->> 'alert_id', extract(epoch from received_at),"
+            " extract(epoch from claimed_at), extract(epoch from processed_at) FROM alerts_inboundevent"
+            " WHERE convert_from(body, 'UTF8') LIKE %s", (f'%"{prefix}-%',)).fetchall()
+    stamps = {alert_id: tuple(map(float, times)) for alert_id, *times in found if None not in times}
+    parts = {"posting": [], "draining": []}
+    for i, (t0, answer, latency) in enumerate(zip(starts, posts, latencies)):
+        if f"{prefix}-{i}" not in stamps:
+            continue
+        stored, claimed, processed = stamps[f"{prefix}-{i}"]
+        parts["posting" if t0 < posted_at else "draining"].append(
+            (stored - t0, answer, claimed - stored, processed - claimed, t0 + latency - processed))
     names = ("sent_to_stored", "webhook_answer", "stored_to_claimed", "claimed_to_processed", "processed_to_seen")
     return {phase: {name: round(statistics.median(r[k] for r in rows) * 1000, 1) for k, name in enumerate(names)}
             for phase, rows in parts.items() if rows}
