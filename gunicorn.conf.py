@@ -8,7 +8,8 @@ thread of ``workers x threads``; the buffering proxy in front (deploy/nginx, doc
 ``proxy``) holds slow clients itself and hands gunicorn only complete requests. gunicorn does not
 time out a client that stalls mid-request: in production it must sit behind that proxy.
 Environment: GUNICORN_BIND, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_TIMEOUT,
-GUNICORN_ACCESSLOG ("-" = stdout, empty = off), GUNICORN_MAX_REQUESTS (0 = never recycle), FORWARDED_ALLOW_IPS (read by gunicorn itself).
+GUNICORN_ACCESSLOG ("-" = stdout, empty = off), GUNICORN_MAX_REQUESTS (0 = never recycle),
+FORWARDED_ALLOW_IPS (read by gunicorn itself).
 """
 
 import os
